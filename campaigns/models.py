@@ -1,0 +1,275 @@
+"""Campaigns, their contacts, do-not-call lists, dispositions and agent sessions.
+
+Rows change only through `campaigns.services` (and `voice.services` for call-driven changes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        RUNNING = "running", "Running"
+        PAUSED = "paused", "Paused"
+        ENDED = "ended", "Ended"
+
+    class DialMode(models.TextChoices):
+        PREVIEW = "preview", "Preview (agent clicks dial)"
+        PROGRESSIVE = "progressive", "Progressive (one line per ready agent)"
+        PARALLEL = "parallel", "Parallel (N lines per ready agent)"
+        PREDICTIVE = "predictive", "Predictive (adapts to answer rates)"
+
+    class AmdMode(models.TextChoices):
+        ENABLE = "Enable", "Detect quickly (hang up on machines)"
+        DETECT_MESSAGE_END = "DetectMessageEnd", "Wait for the beep (voicemail drop)"
+
+    class UnknownPolicy(models.TextChoices):
+        CONNECT = "connect", "Connect to an agent"
+        MACHINE = "machine", "Treat as a machine"
+
+    name = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    dial_mode = models.CharField(max_length=16, choices=DialMode.choices, default=DialMode.PARALLEL)
+    lines_per_agent = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(10)],
+        help_text="Parallel mode: lines dialed at once for each ready agent.",
+    )
+    caller_id = models.CharField(
+        max_length=16, blank=True, help_text="E.164 number shown to contacts. Empty: the account's number."
+    )
+    ring_timeout_s = models.PositiveSmallIntegerField(
+        default=25, validators=[MinValueValidator(15), MaxValueValidator(600)],
+        help_text="How long a line rings before it counts as no answer (at least 15 s).",
+    )
+    min_ring_s = models.PositiveSmallIntegerField(
+        default=15, validators=[MaxValueValidator(60)],
+        help_text="A ringing line is never released before this. 15 s is the US rule; 0 only for exempt B2B lists.",
+    )
+
+    amd_mode = models.CharField(max_length=20, choices=AmdMode.choices, default=AmdMode.DETECT_MESSAGE_END)
+    amd_timeout_s = models.PositiveSmallIntegerField(default=30, validators=[MinValueValidator(3), MaxValueValidator(60)])
+    amd_speech_threshold_ms = models.PositiveIntegerField(
+        default=2400, validators=[MinValueValidator(1000), MaxValueValidator(6000)]
+    )
+    amd_speech_end_threshold_ms = models.PositiveIntegerField(
+        default=1200, validators=[MinValueValidator(500), MaxValueValidator(5000)]
+    )
+    amd_silence_timeout_ms = models.PositiveIntegerField(
+        default=5000, validators=[MinValueValidator(2000), MaxValueValidator(10000)]
+    )
+    amd_unknown_policy = models.CharField(
+        max_length=10, choices=UnknownPolicy.choices, default=UnknownPolicy.CONNECT,
+        help_text="What to do when detection cannot tell a person from a machine.",
+    )
+
+    voicemail_drop = models.BooleanField(default=False, help_text="Leave a message on answering machines.")
+    voicemail_audio_url = models.URLField(blank=True)
+    voicemail_text = models.TextField(blank=True)
+    safe_harbor_text = models.TextField(
+        default="Hello, this is a sales call from Dialer Demo Inc. We are sorry, nobody is free to take your call. "
+        "To be removed from our list, call 202 555 0199. Goodbye.",
+        help_text="Played to a person nobody could be connected to in time: name the seller and a number to opt out.",
+    )
+    safe_harbor_audio_url = models.URLField(blank=True)
+    hold_audio_url = models.URLField(blank=True, help_text="Played while detection runs. Empty: the built-in tone.")
+    max_hold_s = models.FloatField(
+        default=2.0, validators=[MinValueValidator(0.0), MaxValueValidator(30.0)],
+        help_text="A person waiting longer than this for an agent hears the safe-harbor message (US rule: 2 s).",
+    )
+    max_abandon_rate = models.FloatField(
+        default=0.03, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Cap on abandoned / human-answered calls over 30 days (US rule: 3 %).",
+    )
+
+    window_start = models.TimeField(default=dt.time(9, 0), help_text="Earliest local time at the contact.")
+    window_end = models.TimeField(default=dt.time(20, 0), help_text="Latest local time at the contact.")
+    window_days = models.JSONField(default=list, blank=True, help_text="ISO weekdays allowed, 1 = Monday.")
+
+    max_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
+    retry_no_answer_min = models.PositiveIntegerField(default=240)
+    retry_busy_min = models.PositiveIntegerField(default=30)
+    retry_machine_min = models.PositiveIntegerField(default=1440)
+    retry_abandoned_min = models.PositiveIntegerField(
+        default=0, help_text="Abandoned contacts are called back first, with an agent reserved."
+    )
+    retry_failed_min = models.PositiveIntegerField(default=1440)
+
+    auto_ready = models.BooleanField(default=True, help_text="Agents go back to ready after a disposition.")
+    callbacks_to_same_agent = models.BooleanField(default=True)
+
+    agents = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(ring_timeout_s__gte=15), name="campaign_ring_timeout_at_least_15s"),
+            models.CheckConstraint(condition=Q(lines_per_agent__gte=1) & Q(lines_per_agent__lte=10),
+                                   name="campaign_lines_per_agent_1_to_10"),
+            models.CheckConstraint(condition=Q(max_abandon_rate__gte=0) & Q(max_abandon_rate__lte=1),
+                                   name="campaign_abandon_rate_is_a_share"),
+            models.CheckConstraint(condition=Q(max_hold_s__gte=0), name="campaign_max_hold_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def effective_caller_id(self) -> str:
+        return self.caller_id or settings.TWILIO_PHONE_NUMBER
+
+
+class Contact(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be dialed"
+        DIALING = "dialing", "On a live call"
+        DONE = "done", "Done"
+        EXHAUSTED = "exhausted", "Out of attempts"
+        DNC = "dnc", "Do not call"
+        INVALID = "invalid", "Invalid number"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contacts")
+    phone = models.CharField(max_length=16, help_text="E.164")
+    name = models.CharField(max_length=200, blank=True)
+    company = models.CharField(max_length=200, blank=True)
+    email = models.EmailField(blank=True)
+    time_zone = models.CharField(max_length=64, blank=True)
+    custom_fields = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    last_outcome = models.CharField(max_length=20, blank=True)
+    last_called_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    priority = models.SmallIntegerField(default=0, help_text="Higher is dialed first.")
+    callback_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="callbacks"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-priority", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "phone"], name="contact_unique_phone_per_campaign"),
+            models.CheckConstraint(condition=Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="contact_phone_is_e164"),
+        ]
+        indexes = [
+            # The claim query: pending contacts of one campaign, best first.
+            models.Index(fields=["campaign", "-priority", "next_attempt_at", "id"],
+                         condition=Q(status="pending"), name="contact_dialable_idx"),
+            models.Index(fields=["phone"], name="contact_phone_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.phone}"
+
+
+class DoNotCall(models.Model):
+    """A number never to dial: everywhere (campaign empty) or in one campaign."""
+
+    phone = models.CharField(max_length=16)
+    campaign = models.ForeignKey(Campaign, null=True, blank=True, on_delete=models.CASCADE, related_name="dnc")
+    reason = models.CharField(max_length=200, blank=True)
+    added_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "do-not-call entry"
+        verbose_name_plural = "do-not-call list"
+        constraints = [
+            models.UniqueConstraint(fields=["phone"], condition=Q(campaign__isnull=True), name="dnc_unique_global"),
+            models.UniqueConstraint(fields=["phone", "campaign"], condition=Q(campaign__isnull=False),
+                                    name="dnc_unique_per_campaign"),
+        ]
+        indexes = [models.Index(fields=["phone"], name="dnc_phone_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.phone} ({self.campaign or 'all campaigns'})"
+
+
+class DispositionCode(models.Model):
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="disposition_codes")
+    code = models.SlugField(max_length=32)
+    label = models.CharField(max_length=64)
+    hotkey = models.CharField(max_length=1, blank=True, help_text="Keyboard shortcut in the agent console.")
+    is_conversation = models.BooleanField(default=True, help_text="Counts as a conversation in reports.")
+    closes_contact = models.BooleanField(default=True, help_text="The contact is not dialed again.")
+    adds_to_dnc = models.BooleanField(default=False, help_text="The number goes on the do-not-call list.")
+    schedules_callback = models.BooleanField(default=False, help_text="Asks the agent for a callback time.")
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["campaign", "order", "id"]
+        constraints = [models.UniqueConstraint(fields=["campaign", "code"], name="disposition_code_unique")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class AgentSession(models.Model):
+    """One agent working one campaign. The row is reused each time the agent joins that campaign."""
+
+    class State(models.TextChoices):
+        OFFLINE = "offline", "Offline"
+        READY = "ready", "Ready"
+        ON_CALL = "on_call", "On a call"
+        WRAP_UP = "wrap_up", "Wrap-up"
+        PAUSED = "paused", "Paused"
+
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agent_sessions")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="sessions")
+    state = models.CharField(max_length=10, choices=State.choices, default=State.OFFLINE)
+    pause_reason = models.CharField(max_length=64, blank=True)
+    conference_room = models.CharField(max_length=64, unique=True, default="")
+    # The agent's own leg (browser softphone) is in the conference room: customers may be bridged.
+    in_room = models.BooleanField(default=False)
+    agent_call_sid = models.CharField(max_length=34, blank=True)
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+    joined_at = models.DateTimeField(null=True, blank=True)
+    left_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agent", "campaign"], name="agent_session_unique"),
+            # An agent works one campaign at a time.
+            models.UniqueConstraint(fields=["agent"], condition=~Q(state="offline"), name="agent_one_live_session"),
+        ]
+        indexes = [models.Index(fields=["campaign", "state"], name="agent_session_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.agent} in {self.campaign} ({self.state})"
+
+    @staticmethod
+    def new_room_name() -> str:
+        # No PII in room names (Twilio asks for that): a random token.
+        return f"room-{uuid.uuid4().hex}"
+
+
+class Disposition(models.Model):
+    """What the agent recorded about one call. One per call: disposing twice is refused."""
+
+    call = models.OneToOneField("voice.Call", on_delete=models.CASCADE, related_name="disposition")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dispositions")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dispositions")
+    code = models.ForeignKey(DispositionCode, on_delete=models.PROTECT, related_name="+")
+    notes = models.TextField(blank=True)
+    callback_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.code} by {self.agent}"

@@ -1,0 +1,12 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Dialer administration"
+admin.site.site_title = "Dialer"
+admin.site.index_title = "Campaigns, contacts and calls"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("campaigns.urls")),
+    path("api/", include("voice.urls")),
+]
