@@ -55,7 +55,9 @@ class Campaign(models.Model):
     )
 
     amd_mode = models.CharField(max_length=20, choices=AmdMode.choices, default=AmdMode.DETECT_MESSAGE_END)
-    amd_timeout_s = models.PositiveSmallIntegerField(default=30, validators=[MinValueValidator(3), MaxValueValidator(60)])
+    amd_timeout_s = models.PositiveSmallIntegerField(
+        default=30, validators=[MinValueValidator(3), MaxValueValidator(60)]
+    )
     amd_speech_threshold_ms = models.PositiveIntegerField(
         default=2400, validators=[MinValueValidator(1000), MaxValueValidator(6000)]
     )

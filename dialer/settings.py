@@ -4,6 +4,7 @@ With nothing set, the demo runs: SQLite file, in-memory channel layer, Twilio sa
 moves to PostgreSQL, `REDIS_URL` to channels-redis, Twilio credentials to real telephony.
 """
 
+import warnings
 from pathlib import Path
 
 import environ
@@ -120,6 +121,8 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the source folders unless collectstatic ran: the demo needs no build step.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+# Without collectstatic there is no STATIC_ROOT yet; the finders serve the files, so the warning is noise.
+warnings.filterwarnings("ignore", message="No directory at")
 
 # -- security (production turns these on through the environment) ----------------------------------
 
@@ -159,5 +162,10 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.server": {"level": "WARNING"}, "daphne": {"level": "WARNING"}},
+    "loggers": {
+        "django.server": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+        # twilio-python logs every request and header at INFO.
+        "twilio.http_client": {"level": "WARNING"},
+    },
 }

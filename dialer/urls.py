@@ -7,6 +7,7 @@ admin.site.index_title = "Campaigns, contacts and calls"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("api/voice/", include("voice.urls")),
+    path("api/", include("campaigns.api_urls")),
     path("", include("campaigns.urls")),
-    path("api/", include("voice.urls")),
 ]

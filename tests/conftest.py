@@ -1,6 +1,11 @@
+from urllib.parse import urlencode
+
 import pytest
+from django.conf import settings
+from twilio.request_validator import RequestValidator
 
 from tests import factories
+from tests.twilio_fake import FakeTwilio
 
 
 @pytest.fixture
@@ -16,3 +21,38 @@ def agent(db):
 @pytest.fixture
 def campaign(db, agent):
     return factories.make_campaign(agents=[agent])
+
+
+@pytest.fixture
+def fake_twilio(settings):
+    """Twilio's REST API replaced by a local fake, reached through the real twilio client."""
+    fake = FakeTwilio().start()
+    settings.TWILIO_API_BASE_URL = fake.base_url
+    yield fake
+    fake.stop()
+
+
+def sign(path: str, params: dict) -> str:
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(settings.PUBLIC_BASE_URL + path, params)
+
+
+def post_webhook(client, name: str, params: dict, *, query: dict | None = None, signature: str | None = None,
+                 headers: dict | None = None):
+    """POST a form-encoded webhook signed exactly as Twilio signs it."""
+    path = f"/api/voice/{name}"
+    if query:
+        path += "?" + urlencode(query)
+    sig = sign(path, params) if signature is None else signature
+    extra = {"HTTP_X_TWILIO_SIGNATURE": sig} if sig else {}
+    for key, value in (headers or {}).items():
+        extra["HTTP_" + key.upper().replace("-", "_")] = value
+    return client.post(path, data=urlencode(params, doseq=True), content_type="application/x-www-form-urlencoded",
+                       **extra)
+
+
+@pytest.fixture
+def webhook(client):
+    def send(name: str, params: dict, **kwargs):
+        return post_webhook(client, name, params, **kwargs)
+
+    return send

@@ -223,7 +223,7 @@ def is_machine(answered_by: str, unknown_policy: str) -> bool:
 # -- the transition function -----------------------------------------------------------------------
 
 
-def transition(call: CallView, fact: Fact) -> Transition:  # noqa: C901 - one flat dispatch reads best
+def transition(call: CallView, fact: Fact) -> Transition:
     if call.state is State.ENDED:
         return _after_end(call, fact)
     match fact:
@@ -334,6 +334,8 @@ def _on_final_status(call: CallView, status: str, seq: int | None) -> Transition
     # RELEASING: the outcome was decided when we let it go; a cancel that lost the race to the
     # answer ends as "completed", and then the callee was on hold when they left.
     outcome = call.outcome
+    if outcome is Outcome.NONE:  # no decision on record: go by what Twilio says
+        outcome = STATUS_TO_OUTCOME.get(status, Outcome.HUNG_UP_ON_HOLD)
     if outcome is Outcome.CANCELED and status == "completed":
         outcome = Outcome.HUNG_UP_ON_HOLD
     effects = (Effect.AGENT_WRAP_UP,) if call.has_agent and outcome is Outcome.TALKED else ()
@@ -409,7 +411,7 @@ def _on_gone(call: CallView) -> Transition:
     if call.state is State.VOICEMAIL:
         return _to(call, State.ENDED, Outcome.MACHINE)
     if call.state is State.RELEASING:
-        return _to(call, State.ENDED, call.outcome)
+        return _to(call, State.ENDED, call.outcome or Outcome.HUNG_UP_ON_HOLD)
     return _ignore(call, "redirect failed before the call was answered")
 
 

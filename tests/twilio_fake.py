@@ -1,0 +1,121 @@
+"""A small local HTTP fake of Twilio's Calls REST API for service and race tests.
+
+The app reaches it through the real twilio-python client (only TWILIO_API_BASE_URL changes). It
+records every request and answers in Twilio's wire format; tests script failures per SID. The full
+emulator with call play-out is the sandbox (voice/sandbox); this fake only answers REST.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs
+
+CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls\.json$")
+CALL = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/Calls/(?P<sid>CA\w+)\.json$")
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    form: dict[str, list[str]]
+    at: float = field(default_factory=time.perf_counter)
+
+
+class FakeTwilio:
+    def __init__(self) -> None:
+        self.requests: list[Request] = []
+        self.ended: set[str] = set()  # SIDs that answer 21220 to updates
+        self.invalid_numbers: set[str] = set()
+        self.statuses: dict[str, str] = {}
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeTwilio:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def updates(self, sid: str | None = None) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.method == "POST" and "/Calls/" in r.path
+                    and (sid is None or sid in r.path)]
+
+    def creates(self) -> list[Request]:
+        with self.lock:
+            return [r for r in self.requests if r.method == "POST" and r.path.endswith("/Calls.json")]
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _error(self, status: int, code: int, message: str) -> None:
+                self._send(status, {"code": code, "message": message, "status": status,
+                                    "more_info": f"https://www.twilio.com/docs/errors/{code}"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                form = parse_qs(self.rfile.read(length).decode(), keep_blank_values=True)
+                with fake.lock:
+                    fake.requests.append(Request("POST", self.path, form))
+                if match := CALLS.match(self.path):
+                    to = form.get("To", [""])[0]
+                    if to in fake.invalid_numbers:
+                        return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+                    sid = "CA" + uuid.uuid4().hex
+                    fake.statuses[sid] = "queued"
+                    return self._send(201, _call_json(match["account"], sid, "queued", to))
+                if match := CALL.match(self.path):
+                    sid = match["sid"]
+                    if sid in fake.ended:
+                        return self._error(400, 21220, "Call is not in-progress. Cannot redirect.")
+                    status = form.get("Status", [""])[0]
+                    if status:
+                        fake.statuses[sid] = status
+                    return self._send(200, _call_json(match["account"], sid, fake.statuses.get(sid, "in-progress")))
+                return self._error(404, 20404, "not found")
+
+            def do_GET(self) -> None:
+                with fake.lock:
+                    fake.requests.append(Request("GET", self.path, {}))
+                if match := CALL.match(self.path):
+                    sid = match["sid"]
+                    return self._send(200, _call_json(match["account"], sid, fake.statuses.get(sid, "completed")))
+                return self._error(404, 20404, "not found")
+
+        return Handler
+
+
+def _call_json(account: str, sid: str, status: str, to: str = "+12025550100") -> dict:
+    return {
+        "sid": sid, "account_sid": account, "status": status, "to": to, "from": "+12025550199",
+        "direction": "outbound-api", "answered_by": None, "duration": None, "api_version": "2010-04-01",
+        "date_created": "Mon, 23 Nov 2026 12:00:00 +0000", "uri": f"/2010-04-01/Accounts/{account}/Calls/{sid}.json",
+    }

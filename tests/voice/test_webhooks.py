@@ -1,0 +1,328 @@
+"""Signed webhook fixtures through the real views, with Twilio's REST replaced by a local fake."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+from xml.etree import ElementTree
+
+import pytest
+
+from campaigns import services as campaign_services
+from campaigns.models import AgentSession, Contact, DoNotCall
+from tests import factories
+from voice import states
+from voice.models import Call, CallEvent, WebhookEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+MACHINE_VALUES = ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]
+
+
+@pytest.fixture
+def floor(fake_twilio):
+    """A running campaign with one ready agent in their room and a few contacts."""
+    agent = factories.make_user()
+    campaign = factories.make_campaign(agents=[agent], lines_per_agent=1, min_ring_s=0)
+    for _ in range(3):
+        factories.make_contact(campaign=campaign)
+    session = factories.make_session(campaign=campaign, agent=agent)
+    return campaign, session
+
+
+def place(session) -> Call:
+    [call] = campaign_services.dial_next(session=session)
+    call.refresh_from_db()
+    return call
+
+
+def params_for(call: Call, **extra) -> dict:
+    base = {"CallSid": call.sid, "AccountSid": "AC" + "0" * 32, "From": "+12025550199", "To": call.contact.phone,
+            "Direction": "outbound-api", "ApiVersion": "2010-04-01"}
+    return {**base, **extra}
+
+
+def status(webhook, call, value, seq, **extra):
+    return webhook("status", params_for(call, CallStatus=value, SequenceNumber=str(seq), **extra),
+                   query={"call": call.pk})
+
+
+def answer(webhook, call):
+    return webhook("customer-queue", params_for(call, CallStatus="in-progress"), query={"call": call.pk})
+
+
+def amd(webhook, call, value):
+    return webhook("amd-status", {"CallSid": call.sid, "AccountSid": "AC" + "0" * 32, "AnsweredBy": value,
+                                  "MachineDetectionDuration": "2300"}, query={"call": call.pk})
+
+
+def wait_for(predicate, timeout_s=5.0):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def twiml_verbs(response) -> list[str]:
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/xml")
+    root = ElementTree.fromstring(response.content)
+    assert root.tag == "Response"
+    return [child.tag for child in root.iter() if child is not root]
+
+
+def test_create_asks_for_async_amd_and_every_status_event(floor, fake_twilio):
+    campaign, session = floor
+    call = place(session)
+    [create] = fake_twilio.creates()
+    form = create.form
+    assert form["MachineDetection"] == ["DetectMessageEnd"]
+    assert form["AsyncAmd"] == ["true"]
+    assert sorted(form["StatusCallbackEvent"]) == ["answered", "completed", "initiated", "ringing"]
+    assert form["Timeout"] == [str(campaign.ring_timeout_s)]
+    assert form["To"] == [call.contact.phone]
+    assert urlsplit(form["AsyncAmdStatusCallback"][0]).path == "/api/voice/amd-status"
+    assert call.sid.startswith("CA") and call.state == states.State.DIALING
+
+
+def test_human_is_bridged_into_the_agents_room_and_the_talk_ends_in_wrap_up(floor, fake_twilio, webhook):
+    campaign, session = floor
+    call = place(session)
+    assert status(webhook, call, "initiated", 0).status_code == 204
+    assert status(webhook, call, "ringing", 1).status_code == 204
+    hold = answer(webhook, call)
+    assert twiml_verbs(hold) == ["Play"]
+    assert amd(webhook, call, "human").status_code == 204
+    call.refresh_from_db()
+    session.refresh_from_db()
+    assert call.state == states.State.BRIDGING and call.bridged_to == session
+    assert session.state == AgentSession.State.ON_CALL
+    assert wait_for(lambda: fake_twilio.updates(call.sid))
+    [redirect] = fake_twilio.updates(call.sid)
+    assert urlsplit(redirect.form["Url"][0]).path == "/api/voice/customer-join-conference"
+    join = webhook("customer-join-conference", params_for(call, CallStatus="in-progress"), query={"call": call.pk})
+    assert twiml_verbs(join)[:2] == ["Dial", "Conference"]
+    assert session.conference_room.encode() in join.content
+    webhook("conference-events", {"ConferenceSid": "CF1", "FriendlyName": session.conference_room,
+                                  "StatusCallbackEvent": "participant-join", "CallSid": call.sid,
+                                  "SequenceNumber": "3", "AccountSid": "AC" + "0" * 32}, query={"session": session.pk})
+    call.refresh_from_db()
+    assert call.state == states.State.CONNECTED
+    status(webhook, call, "completed", 4, CallDuration="95")
+    call.refresh_from_db()
+    session.refresh_from_db()
+    assert call.state == states.State.ENDED and call.outcome == "talked" and call.duration_s == 95
+    assert session.state == AgentSession.State.WRAP_UP
+    campaign_services.disposition_record(session=session, code="interested", notes="wants a demo")
+    session.refresh_from_db()
+    assert session.state == AgentSession.State.READY
+    assert Contact.objects.get(pk=call.contact_id).status == Contact.Status.DONE
+    # Every step is on the audit log.
+    kinds = list(CallEvent.objects.filter(call=call).values_list("kind", flat=True))
+    assert kinds[0] == "Placed" and "AmdVerdict" in kinds and kinds[-1] == "Status"
+
+
+@pytest.mark.parametrize("value", MACHINE_VALUES)
+def test_machines_are_never_bridged(floor, fake_twilio, webhook, value):
+    campaign, session = floor
+    call = place(session)
+    status(webhook, call, "ringing", 1)
+    answer(webhook, call)
+    amd(webhook, call, value)
+    call.refresh_from_db()
+    session.refresh_from_db()
+    assert call.bridged_to is None
+    assert session.state == AgentSession.State.READY
+    assert wait_for(lambda: fake_twilio.updates(call.sid))
+    [hangup] = fake_twilio.updates(call.sid)
+    assert hangup.form == {"Status": ["completed"]}
+    status(webhook, call, "completed", 3, CallDuration="12")
+    call.refresh_from_db()
+    assert call.outcome == ("fax" if value == "fax" else "machine")
+    assert call.answered_by == value
+
+
+@pytest.mark.parametrize("value", ["machine_end_beep", "machine_end_silence", "machine_end_other"])
+def test_voicemail_drop_after_the_greeting(floor, fake_twilio, webhook, value):
+    campaign, session = floor
+    campaign.voicemail_drop = True
+    campaign.voicemail_text = "Hi, this is Dana from Acme, call me back on 202 555 0199."
+    campaign.save()
+    call = place(session)
+    answer(webhook, call)
+    amd(webhook, call, value)
+    assert wait_for(lambda: fake_twilio.updates(call.sid))
+    [redirect] = fake_twilio.updates(call.sid)
+    assert urlsplit(redirect.form["Url"][0]).path == "/api/voice/voicemail"
+    message = webhook("voicemail", params_for(call, CallStatus="in-progress"), query={"call": call.pk})
+    assert twiml_verbs(message) == ["Say", "Hangup"]
+    assert b"Dana from Acme" in message.content
+    status(webhook, call, "completed", 4)
+    call.refresh_from_db()
+    assert call.outcome == "voicemail_left"
+
+
+@pytest.mark.parametrize(("value", "outcome", "retry_field"), [
+    ("no-answer", "no_answer", "retry_no_answer_min"), ("busy", "busy", "retry_busy_min"),
+    ("failed", "failed", "retry_failed_min"), ("canceled", "canceled", None),
+])
+def test_unanswered_calls_end_and_the_contact_is_retried(floor, webhook, value, outcome, retry_field):
+    campaign, session = floor
+    call = place(session)
+    status(webhook, call, "ringing", 1)
+    status(webhook, call, value, 2)
+    call.refresh_from_db()
+    contact = Contact.objects.get(pk=call.contact_id)
+    assert call.state == states.State.ENDED and call.outcome == outcome
+    assert contact.status == Contact.Status.PENDING
+    if retry_field:
+        wait_min = (contact.next_attempt_at - call.ended_at).total_seconds() / 60
+        assert abs(wait_min - getattr(campaign, retry_field)) < 1
+
+
+def test_human_with_no_agent_hears_the_safe_harbor_message(floor, fake_twilio, webhook):
+    campaign, session = floor
+    campaign_services.agent_pause(session=session, reason="coffee")
+    call = Call.objects.get(pk=campaign_services.dial_next(session=session)[0].pk)
+    campaign_services.agent_pause(session=session, reason="coffee")
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    # The hold limit is 2 s; the message must start inside it.
+    assert wait_for(lambda: Call.objects.get(pk=call.pk).outcome == "abandoned", timeout_s=3)
+    def redirected_to_safe_harbor():
+        urls = [r.form.get("Url", [""])[0] for r in fake_twilio.updates(call.sid)]
+        return any(urlsplit(url).path == "/api/voice/safe-harbor" for url in urls)
+
+    assert wait_for(redirected_to_safe_harbor)
+    message = webhook("safe-harbor", params_for(call, CallStatus="in-progress"), query={"call": call.pk})
+    assert twiml_verbs(message) == ["Say", "Hangup"]
+    status(webhook, call, "completed", 5)
+    contact = Contact.objects.get(pk=call.contact_id)
+    assert Call.objects.get(pk=call.pk).outcome == "abandoned"
+    assert contact.priority >= 100  # called back first
+
+
+def test_redirect_that_fails_because_the_callee_hung_up_frees_the_agent(floor, fake_twilio, webhook):
+    campaign, session = floor
+    call = place(session)
+    fake_twilio.ended.add(call.sid)
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    assert wait_for(lambda: Call.objects.get(pk=call.pk).state == states.State.ENDED)
+    call.refresh_from_db()
+    session.refresh_from_db()
+    assert call.outcome == "hung_up_on_hold"
+    assert session.state == AgentSession.State.READY
+
+
+def test_invalid_number_marks_the_contact_invalid(floor, fake_twilio):
+    campaign, session = floor
+    contact = Contact.objects.filter(campaign=campaign).order_by("id").first()
+    fake_twilio.invalid_numbers.add(contact.phone)
+    [call] = campaign_services.dial_next(session=session)
+    call.refresh_from_db()
+    contact.refresh_from_db()
+    assert call.state == states.State.ENDED and call.outcome == "invalid_number"
+    assert contact.status == Contact.Status.INVALID
+
+
+def test_dnc_numbers_are_never_dialed(floor, fake_twilio):
+    campaign, session = floor
+    for contact in Contact.objects.filter(campaign=campaign):
+        DoNotCall.objects.create(phone=contact.phone)
+    with pytest.raises(campaign_services.IllegalAction):
+        campaign_services.dial_next(session=session)
+    assert fake_twilio.creates() == []
+
+
+# -- signatures --------------------------------------------------------------------------------------
+
+
+def test_unsigned_and_forged_webhooks_are_refused_and_change_nothing(floor, webhook):
+    campaign, session = floor
+    call = place(session)
+    before = (call.state, call.version)
+    params = params_for(call, CallStatus="completed", SequenceNumber="9")
+    assert webhook("status", params, query={"call": call.pk}, signature="").status_code == 403
+    assert webhook("status", params, query={"call": call.pk}, signature="bm90IGEgc2lnbmF0dXJl").status_code == 403
+    assert webhook("customer-queue", params, query={"call": call.pk}, signature="").status_code == 403
+    call.refresh_from_db()
+    assert (call.state, call.version) == before
+    assert WebhookEvent.objects.count() == 0
+
+
+def test_a_signature_replayed_with_other_params_is_refused(floor, webhook):
+    from tests.conftest import sign
+
+    campaign, session = floor
+    call = place(session)
+    genuine = params_for(call, CallStatus="ringing", SequenceNumber="1")
+    signature = sign(f"/api/voice/status?call={call.pk}", genuine)
+    tampered = {**genuine, "CallStatus": "completed"}
+    assert webhook("status", tampered, query={"call": call.pk}, signature=signature).status_code == 403
+    other_call = webhook("status", genuine, query={"call": call.pk + 1}, signature=signature)
+    assert other_call.status_code == 403
+    assert webhook("status", genuine, query={"call": call.pk}, signature=signature).status_code == 204
+
+
+# -- bad input ------------------------------------------------------------------------------------------
+
+
+def test_unknown_call_gets_polite_twiml(webhook, db):
+    response = webhook("customer-queue", {"CallSid": "CA" + "f" * 32, "CallStatus": "in-progress"},
+                       query={"call": 999999})
+    assert twiml_verbs(response) == ["Say", "Hangup"]
+
+
+def test_malformed_status_is_a_400_and_malformed_voice_is_still_twiml(floor, webhook):
+    campaign, session = floor
+    call = place(session)
+    bad = webhook("status", params_for(call, CallStatus="exploded", SequenceNumber="1"), query={"call": call.pk})
+    assert bad.status_code == 400
+    bad_seq = webhook("status", params_for(call, CallStatus="ringing", SequenceNumber="x"), query={"call": call.pk})
+    assert bad_seq.status_code == 400
+    assert twiml_verbs(webhook("customer-queue", {}, query={"call": "nope"})) == ["Say", "Hangup"]
+    call.refresh_from_db()
+    assert call.state == states.State.DIALING
+
+
+def test_ended_call_fetching_twiml_gets_a_polite_goodbye(floor, webhook):
+    campaign, session = floor
+    call = place(session)
+    status(webhook, call, "no-answer", 2)
+    assert twiml_verbs(answer(webhook, call)) == ["Say", "Hangup"]
+
+
+def test_duplicates_are_stored_and_applied_once(floor, webhook):
+    campaign, session = floor
+    call = place(session)
+    for _ in range(3):
+        status(webhook, call, "ringing", 1)
+    call.refresh_from_db()
+    assert call.version == 2  # created -> dialing -> ringing
+    rows = WebhookEvent.objects.filter(call_sid=call.sid, kind="status")
+    assert sorted(rows.values_list("status", flat=True)) == ["duplicate", "duplicate", "processed"]
+
+
+def test_agent_softphone_leg_joins_the_room(floor, webhook):
+    campaign, session = floor
+    session.in_room = False
+    session.save()
+    response = webhook("dial", {"CallSid": "CA" + "a" * 32, "From": f"client:agent-{session.agent_id}",
+                                "session": str(session.pk), "CallStatus": "ringing", "Direction": "inbound"})
+    assert twiml_verbs(response)[:2] == ["Dial", "Conference"]
+    session.refresh_from_db()
+    assert session.in_room and session.agent_call_sid == "CA" + "a" * 32
+    impostor = webhook("dial", {"CallSid": "CA" + "b" * 32, "From": "client:agent-999999",
+                                "session": str(session.pk)})
+    assert twiml_verbs(impostor) == ["Say", "Hangup"]
+
+
+def test_status_callback_url_carries_the_call_id(floor, fake_twilio):
+    campaign, session = floor
+    call = place(session)
+    [create] = fake_twilio.creates()
+    query = parse_qs(urlsplit(create.form["StatusCallback"][0]).query)
+    assert query == {"call": [str(call.pk)]}

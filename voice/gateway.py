@@ -1,0 +1,187 @@
+"""The only module that talks to Twilio's REST API (and the only importer of `twilio.rest`).
+
+Every request goes to `TWILIO_API_BASE_URL`, so the sandbox (or any Twilio-compatible fake) stands in
+for Twilio with nothing else changed. Results and errors are typed so services never parse Twilio's
+exceptions; retries happen only where Twilio says a request was not processed (429 / 20429) or where
+repeating it is harmless (5xx on an idempotent request).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from functools import cache
+from urllib.parse import urlparse, urlunparse
+
+from django.conf import settings
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.jwt.access_token import AccessToken
+from twilio.jwt.access_token.grants import VoiceGrant
+from twilio.rest import Client
+
+log = logging.getLogger(__name__)
+
+NOT_IN_PROGRESS = 21220
+INVALID_TO_CODES = frozenset({21211, 21214, 21217, 13224})
+TOO_MANY_REQUESTS = 20429
+RETRY_DELAYS_S = (0.1, 0.3, 0.9)
+
+
+class GatewayError(Exception):
+    """A REST request failed. `retryable` says whether trying again later may work."""
+
+    def __init__(self, message: str, *, code: int | None = None, status: int | None = None, retryable: bool = False):
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.retryable = retryable
+
+
+class CallAlreadyEnded(GatewayError):
+    """Twilio says the call is not in progress (21220): the callee is gone."""
+
+
+class InvalidNumber(GatewayError):
+    """The number can never be dialed (21211 and friends)."""
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    sid: str
+    status: str
+    answered_by: str
+    duration_s: int | None
+
+
+@dataclass(frozen=True)
+class AmdSettings:
+    mode: str
+    timeout_s: int
+    speech_threshold_ms: int
+    speech_end_threshold_ms: int
+    silence_timeout_ms: int
+
+
+class BaseUrlHttpClient(TwilioHttpClient):
+    """Sends every request to the configured base URL, whatever host twilio-python built.
+
+    The rewrite runs after the client applied edge/region, so those settings cannot misroute it.
+    """
+
+    def __init__(self, base_url: str, **kwargs):
+        super().__init__(**kwargs)
+        self._base = urlparse(base_url)
+
+    def request(self, method, url, *args, **kwargs):
+        parts = urlparse(url)
+        url = urlunparse(parts._replace(scheme=self._base.scheme, netloc=self._base.netloc))
+        return super().request(method, url, *args, **kwargs)
+
+
+@cache
+def _client_for(base_url: str, account_sid: str, auth_token: str, api_key: str, api_secret: str,
+                timeout_s: float) -> Client:
+    http_client = BaseUrlHttpClient(base_url, timeout=timeout_s, pool_connections=True)
+    if api_key and api_secret:
+        return Client(api_key, api_secret, account_sid, http_client=http_client)
+    return Client(account_sid, auth_token, http_client=http_client)
+
+
+def client() -> Client:
+    # Cached per configuration: tests and the demo change settings at run time.
+    return _client_for(
+        settings.TWILIO_API_BASE_URL, settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN,
+        settings.TWILIO_API_KEY, settings.TWILIO_API_SECRET, settings.TWILIO_HTTP_TIMEOUT_S,
+    )
+
+
+def _translate(exc: Exception) -> GatewayError:
+    if isinstance(exc, TwilioRestException):
+        code, status = exc.code, exc.status
+        message = f"Twilio {status} {code}: {exc.msg}"
+        if code == NOT_IN_PROGRESS:
+            return CallAlreadyEnded(message, code=code, status=status)
+        if code in INVALID_TO_CODES:
+            return InvalidNumber(message, code=code, status=status)
+        retryable = status == 429 or code == TOO_MANY_REQUESTS or (status or 0) >= 500
+        return GatewayError(message, code=code, status=status, retryable=retryable)
+    # Connection errors and timeouts: we cannot know whether Twilio processed the request.
+    return GatewayError(f"Twilio unreachable: {exc}", retryable=True)
+
+
+def _call(op, *, idempotent: bool):
+    """Run one REST operation with retries where they are safe."""
+    for attempt, delay in enumerate((*RETRY_DELAYS_S, None)):
+        try:
+            return op()
+        except (TwilioException, OSError) as exc:
+            error = _translate(exc)
+            not_processed = error.status == 429 or error.code == TOO_MANY_REQUESTS
+            safe = not_processed or (idempotent and error.retryable)
+            if delay is None or not safe:
+                raise error from exc
+            log.warning("twilio request failed (attempt %d), retrying: %s", attempt + 1, error)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _call_info(call) -> CallInfo:
+    duration = int(call.duration) if call.duration not in (None, "") else None
+    return CallInfo(sid=call.sid, status=call.status, answered_by=call.answered_by or "", duration_s=duration)
+
+
+# -- operations ------------------------------------------------------------------------------------
+
+
+def create_call(*, to: str, from_: str, url: str, status_callback: str, amd_callback: str, amd: AmdSettings,
+                timeout_s: int, fallback_url: str | None = None) -> CallInfo:
+    """Place an outbound call with asynchronous AMD. Not retried on 5xx: a retry could ring twice."""
+
+    def op():
+        return client().calls.create(
+            to=to, from_=from_, caller_id=from_, url=url, method="POST", fallback_url=fallback_url,
+            status_callback=status_callback, status_callback_method="POST",
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+            timeout=timeout_s,
+            machine_detection=amd.mode,
+            machine_detection_timeout=amd.timeout_s,
+            machine_detection_speech_threshold=amd.speech_threshold_ms,
+            machine_detection_speech_end_threshold=amd.speech_end_threshold_ms,
+            machine_detection_silence_timeout=amd.silence_timeout_ms,
+            async_amd="true", async_amd_status_callback=amd_callback, async_amd_status_callback_method="POST",
+        )
+
+    return _call_info(_call(op, idempotent=False))
+
+
+def redirect_call(*, sid: str, url: str) -> None:
+    """Interrupt whatever the call runs and fetch new TwiML from `url`. Idempotent."""
+    _call(lambda: client().calls(sid).update(url=url, method="POST"), idempotent=True)
+
+
+def hangup_call(*, sid: str, ringing_only: bool = False) -> None:
+    """End a call. ringing_only: `canceled`, which leaves an answered call alone (a released sibling)."""
+    status = "canceled" if ringing_only else "completed"
+    try:
+        _call(lambda: client().calls(sid).update(status=status), idempotent=True)
+    except CallAlreadyEnded:
+        return
+
+
+def fetch_call(*, sid: str) -> CallInfo:
+    return _call_info(_call(lambda: client().calls(sid).fetch(), idempotent=True))
+
+
+def softphone_token(*, identity: str, ttl_s: int = 3600) -> str:
+    """A Voice SDK access token. Signed with the API key (Twilio refuses tokens signed with the auth token).
+
+    In sandbox mode there is no API key: the token is still a well-formed JWT for the emulated softphone.
+    """
+    key = settings.TWILIO_API_KEY or "SK" + "0" * 32
+    secret = settings.TWILIO_API_SECRET or settings.TWILIO_AUTH_TOKEN
+    token = AccessToken(settings.TWILIO_ACCOUNT_SID, key, secret, identity=identity, ttl=ttl_s)
+    token.add_grant(VoiceGrant(outgoing_application_sid=settings.TWILIO_TWIML_APP_SID, incoming_allow=True))
+    jwt = token.to_jwt()
+    return jwt.decode() if isinstance(jwt, bytes) else jwt

@@ -1,0 +1,250 @@
+"""The webhook inbox: store every accepted webhook raw, deduplicate, process it, replay it (rule 7).
+
+Processing is split from the HTTP view so a stored row can be replayed (admin action, command) with
+exactly the code that handled it the first time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import traceback
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from campaigns import services as campaign_services
+from campaigns.models import AgentSession
+from voice import services, states, twiml
+from voice.models import Call, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+Kind = WebhookEvent.Kind
+Processing = WebhookEvent.Processing
+KEPT_HEADERS = ("X-Twilio-Signature", "I-Twilio-Idempotency-Token", "User-Agent", "Content-Type")
+
+
+class Malformed(ValueError):
+    """A signed webhook that lacks what its kind needs. Recorded, ignored, answered with 400 / TwiML."""
+
+
+def _one(params: dict, name: str) -> str:
+    value = params.get(name, "")
+    return value[0] if isinstance(value, list) else value
+
+
+def _int(params: dict, name: str) -> int | None:
+    raw = _one(params, name)
+    if raw == "":
+        return None
+    try:
+        return int(float(raw))
+    except ValueError as exc:
+        raise Malformed(f"{name} is not a number: {raw!r}") from exc
+
+
+def dedupe_key(kind: str, params: dict, headers: dict) -> str | None:
+    sid = _one(params, "CallSid")
+    token = headers.get("I-Twilio-Idempotency-Token", "")
+    if kind == Kind.STATUS and sid and _one(params, "SequenceNumber"):
+        return f"status:{sid}:{_one(params, 'SequenceNumber')}"
+    if kind == Kind.AMD and sid:
+        return f"amd:{sid}:{_one(params, 'AnsweredBy')}"
+    if kind == Kind.CONFERENCE and _one(params, "ConferenceSid"):
+        return "conf:{}:{}:{}:{}".format(
+            _one(params, "ConferenceSid"), _one(params, "SequenceNumber"),
+            _one(params, "StatusCallbackEvent"), sid,
+        )
+    return f"{kind}:{token}" if token else None
+
+
+def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
+    """Store the raw webhook before anything else. Returns (row, is_duplicate)."""
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    row = WebhookEvent(
+        kind=kind, path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params, headers=kept,
+        signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
+    )
+    try:
+        with transaction.atomic():
+            row.save()
+        return row, False
+    except IntegrityError:
+        # Same report again (Twilio retried, or two deliveries raced): keep it, marked, unapplied.
+        row.pk = None
+        row.dedupe_key = None
+        row.status = Processing.DUPLICATE
+        row.processed_at = timezone.now()
+        row.save()
+        return row, True
+
+
+def webhook_process(*, event: WebhookEvent) -> str | None:
+    """Apply a stored webhook. Returns TwiML for voice kinds. Errors are kept on the row, never raised."""
+    handler = HANDLERS.get(_route(event))
+    if handler is None:
+        _finish(event, Processing.IGNORED, f"no handler for {event.path}")
+        return twiml.polite_hangup() if event.kind in (Kind.VOICE, Kind.DIAL) else None
+    try:
+        answer, applied = handler(event)
+    except Malformed as exc:
+        _finish(event, Processing.IGNORED, str(exc))
+        raise
+    except Exception:
+        log.exception("webhook %s failed", event.pk)
+        _finish(event, Processing.FAILED, traceback.format_exc()[-4000:])
+        return twiml.polite_hangup() if event.kind in (Kind.VOICE, Kind.DIAL) else None
+    _finish(event, Processing.PROCESSED if applied else Processing.IGNORED, "" if applied else "unknown call")
+    return answer
+
+
+def webhook_replay(*, event: WebhookEvent) -> str:
+    """Process a stored row again (admin action, `replay_webhooks`). Facts are idempotent, so replaying a
+    processed row changes nothing; a failed one gets its effect."""
+    if event.status == Processing.DUPLICATE:
+        return Processing.DUPLICATE
+    with contextlib.suppress(Malformed):
+        webhook_process(event=event)
+    event.refresh_from_db(fields=["status"])
+    return event.status
+
+
+def _finish(event: WebhookEvent, status: str, error: str) -> None:
+    event.status = status
+    event.error = error
+    event.processed_at = timezone.now()
+    event.attempts += 1
+    event.save(update_fields=["status", "error", "processed_at", "attempts"])
+
+
+def _route(event: WebhookEvent) -> str:
+    return urlsplit(event.path).path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _query(event: WebhookEvent, name: str) -> str | None:
+    values = parse_qs(urlsplit(event.path).query).get(name)
+    return values[0] if values else None
+
+
+def _call(event: WebhookEvent) -> Call | None:
+    return services.call_find(call_id=_query(event, "call"), sid=_one(event.params, "CallSid") or None)
+
+
+# -- handlers: (event) -> (answer, applied) ------------------------------------------------------------
+
+
+def _on_status(event: WebhookEvent) -> tuple[None, bool]:
+    status = _one(event.params, "CallStatus")
+    if status not in states.CALL_STATUSES:
+        raise Malformed(f"CallStatus {status!r} is not a Twilio call status")
+    sequence = _int(event.params, "SequenceNumber")
+    duration = _int(event.params, "CallDuration")
+    call = _call(event)
+    if call is None:
+        return None, False
+    services.call_on_status(call=call, status=status, sequence=sequence, duration_s=duration, webhook=event)
+    return None, True
+
+
+def _on_amd(event: WebhookEvent) -> tuple[None, bool]:
+    answered_by = _one(event.params, "AnsweredBy")
+    if answered_by not in states.ANSWERED_BY_VALUES:
+        raise Malformed(f"AnsweredBy {answered_by!r} is not an AMD verdict")
+    duration = _int(event.params, "MachineDetectionDuration")
+    call = _call(event)
+    if call is None:
+        return None, False
+    services.call_on_amd(call=call, answered_by=answered_by, duration_ms=duration, webhook=event)
+    return None, True
+
+
+def _twiml_for(call: Call, kind: states.Twiml) -> str:
+    campaign = call.campaign
+    if kind is states.Twiml.HOLD:
+        return twiml.hold(audio_url=campaign.hold_audio_url)
+    if kind is states.Twiml.CONFERENCE and call.bridged_to_id:
+        session = AgentSession.objects.only("conference_room").get(pk=call.bridged_to_id)
+        return twiml.conference(room=session.conference_room, session_id=session.pk, agent=False)
+    if kind is states.Twiml.VOICEMAIL:
+        return twiml.message_then_hangup(text=campaign.voicemail_text, audio_url=campaign.voicemail_audio_url)
+    if kind is states.Twiml.SAFE_HARBOR:
+        return twiml.message_then_hangup(text=campaign.safe_harbor_text, audio_url=campaign.safe_harbor_audio_url)
+    if call.state == states.State.ENDED:
+        return twiml.polite_hangup()
+    return twiml.hangup()
+
+
+def _on_customer_answer(event: WebhookEvent) -> tuple[str, bool]:
+    call = _call(event)
+    if call is None:
+        return twiml.polite_hangup(), False
+    call, kind = services.call_on_voice_fetch(call=call, webhook=event)
+    return _twiml_for(call, kind), True
+
+
+def _on_redirect_fetch(event: WebhookEvent) -> tuple[str, bool]:
+    """A redirected leg fetches its new TwiML: answer with where the call is now (it may have moved on)."""
+    call = _call(event)
+    if call is None:
+        return twiml.polite_hangup(), False
+    call = Call.objects.select_related("campaign").get(pk=call.pk)
+    return _twiml_for(call, states.twiml_for(services.call_view(call))), True
+
+
+def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
+    what = _one(event.params, "StatusCallbackEvent")
+    if what not in ("participant-join", "participant-leave"):
+        return None, True  # conference-start/end and the rest change nothing we track
+    joined = what == "participant-join"
+    call_sid = _one(event.params, "CallSid")
+    call = Call.objects.filter(sid=call_sid).first() if call_sid else None
+    if call is not None:
+        services.call_on_conference_event(call=call, joined=joined, webhook=event)
+        return None, True
+    session_id = _query(event, "session")
+    if not (session_id and session_id.isdigit()):
+        return None, False
+    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
+    return None, True
+
+
+def _on_agent_dial(event: WebhookEvent) -> tuple[str, bool]:
+    """The agent's browser softphone (TwiML App voice URL): put the agent in their room."""
+    session_id = _one(event.params, "session")
+    identity = _one(event.params, "From").removeprefix("client:")
+    if not session_id.isdigit():
+        return twiml.polite_hangup(), False
+    session = campaign_services.agent_leg_dialed(
+        session_id=int(session_id), identity=identity, call_sid=_one(event.params, "CallSid"),
+    )
+    if session is None:
+        return twiml.polite_hangup(), False
+    return twiml.conference(room=session.conference_room, session_id=session.pk, agent=True), True
+
+
+def _on_agent_status(event: WebhookEvent) -> tuple[None, bool]:
+    if _one(event.params, "CallStatus") not in states.TERMINAL_STATUSES:
+        return None, True
+    session_id = _query(event, "session") or _one(event.params, "session")
+    if not (session_id and session_id.isdigit()):
+        return None, False
+    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
+                                        in_room=False)
+    return None, True
+
+
+HANDLERS: dict[str, Callable[[WebhookEvent], tuple[str | None, bool]]] = {
+    "status": _on_status,
+    "amd-status": _on_amd,
+    "customer-queue": _on_customer_answer,
+    "fallback": _on_customer_answer,
+    "customer-join-conference": _on_redirect_fetch,
+    "voicemail": _on_redirect_fetch,
+    "safe-harbor": _on_redirect_fetch,
+    "conference-events": _on_conference,
+    "dial": _on_agent_dial,
+    "agent-status": _on_agent_status,
+}

@@ -1,0 +1,595 @@
+"""Writes to calls: apply facts under row locks, persist, then run effects after commit.
+
+Concurrency policy (every function below keeps it):
+- Locks are taken in one order: campaign -> agent sessions (by id) -> call -> contact. Nothing here
+  locks a campaign; `campaigns.services` does, before calling in.
+- A call's fact is decided by the pure `voice.states.transition` while the call row is locked.
+- Twilio REST requests and realtime events run in `transaction.on_commit`, never under a lock (rule 6).
+- Routing a human locks every ready agent session of the campaign first (SELECT ... FOR UPDATE), so
+  two humans answered at the same instant are routed one after the other; PostgreSQL re-checks the
+  `state = ready` condition after waiting, so the second never sees the agent the first took (rule 1).
+  The `call_one_customer_per_agent` constraint is the last line of defence.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Iterable
+
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from campaigns.models import AgentSession, Campaign, Contact
+from realtime import events
+from voice import gateway, states
+from voice.links import webhook_url
+from voice.models import Call, CallEvent, WebhookEvent
+from voice.states import Effect, Outcome, State
+
+log = logging.getLogger(__name__)
+
+# Abandon a little before the hold limit: the safe-harbor message must *start* within it.
+SAFE_HARBOR_LEAD_S = 0.5
+ENTERED_AT = {
+    State.DIALING: "dialed_at",
+    State.RINGING: "ringing_at",
+    State.ANSWERED: "answered_at",
+    State.BRIDGING: "bridged_at",
+    State.CONNECTED: "connected_at",
+    State.ENDED: "ended_at",
+}
+
+
+class _Moved(Exception):
+    """The call's agent changed between the unlocked peek and the lock: take the locks again."""
+
+
+# -- reading a call as the state machine sees it ----------------------------------------------------
+
+
+def call_view(call: Call) -> states.CallView:
+    campaign = call.campaign
+    return states.CallView(
+        state=State(call.state),
+        outcome=Outcome(call.outcome),
+        answered_by=call.answered_by,
+        last_sequence=call.last_sequence,
+        twiml_fetched=call.twiml_fetched,
+        has_agent=call.bridged_to_id is not None,
+        voicemail_drop=campaign.voicemail_drop and bool(campaign.voicemail_audio_url or campaign.voicemail_text),
+        amd_mode=campaign.amd_mode,
+        unknown_policy=campaign.amd_unknown_policy,
+    )
+
+
+# -- locking ----------------------------------------------------------------------------------------
+
+
+def _lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, AgentSession]]:
+    """Lock the sessions the fact may touch, then the call. Caller is inside transaction.atomic()."""
+    peek = Call.objects.only("campaign_id", "bridged_to_id").get(pk=call_id)
+    sessions = AgentSession.objects.select_for_update().select_related("agent")
+    wanted = Q(pk=peek.bridged_to_id) if peek.bridged_to_id else Q(pk__in=[])
+    if with_ready_agents:
+        wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
+    locked = {s.pk: s for s in sessions.filter(wanted).order_by("pk")}
+    call = Call.objects.select_for_update(of=("self",)).select_related("campaign", "contact").get(pk=call_id)
+    if call.bridged_to_id != peek.bridged_to_id:
+        raise _Moved
+    return call, locked
+
+
+def _pick_agent(call: Call, locked: dict[int, AgentSession]) -> AgentSession | None:
+    """The agent the line was dialed for if they are ready, else the one ready longest."""
+    ready = [
+        s for s in locked.values()
+        if s.campaign_id == call.campaign_id and s.state == AgentSession.State.READY and s.in_room
+    ]
+    if not ready:
+        return None
+    for session in ready:
+        if session.pk == call.dialed_for_id:
+            return session
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
+    return min(ready, key=lambda s: (s.state_changed_at or epoch, s.pk))
+
+
+def call_apply(*, call_id: int, fact: states.Fact | Callable[[Call, dict], states.Fact | None],
+               webhook: WebhookEvent | None = None, with_ready_agents: bool = False,
+               extra: Callable[[Call], None] | None = None) -> tuple[Call, states.Transition]:
+    """Apply one fact to a call in its own transaction. `fact` may be a function of the locked call and
+    sessions (to choose an agent under the locks). `extra` may change fields on the locked call first."""
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                call, locked = _lock(call_id, with_ready_agents=with_ready_agents)
+                if extra is not None:
+                    extra(call)
+                the_fact = fact(call, locked) if callable(fact) else fact
+                if the_fact is None:  # the fact function found nothing to do
+                    return call, states.Transition(state=State(call.state), outcome=Outcome(call.outcome))
+                result = states.transition(call_view(call), the_fact)
+                _persist(call, result, the_fact, locked, webhook)
+                return call, result
+        except _Moved:
+            continue
+    raise RuntimeError(f"call {call_id} kept changing agents while being locked")
+
+
+def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: dict[int, AgentSession],
+             webhook: WebhookEvent | None) -> None:
+    """Write the transition and queue its effects. Caller holds the call lock and the sessions' locks."""
+    now = timezone.now()
+    from_state = call.state
+    fields = {"last_event_at"}
+    call.last_event_at = now
+    if result.answered_by and not call.answered_by:
+        call.answered_by = result.answered_by
+        call.amd_at = call.amd_at or now
+        fields |= {"answered_by", "amd_at"}
+    if result.outcome != call.outcome:
+        call.outcome = result.outcome
+        fields.add("outcome")
+    if result.sequence is not None and result.sequence > call.last_sequence:
+        call.last_sequence = result.sequence
+        fields.add("last_sequence")
+    if isinstance(fact, states.Status):
+        call.twilio_status = fact.status
+        fields.add("twilio_status")
+    if result.changed:
+        call.state = result.state
+        call.version += 1
+        fields |= {"state", "version"}
+        stamp = ENTERED_AT.get(result.state)
+        if stamp and getattr(call, stamp) is None:
+            setattr(call, stamp, now)
+            fields.add(stamp)
+    after: list[Callable[[], None]] = []
+    for effect in result.effects:
+        _effect_in_transaction(effect, call, result, locked, now, fields, after)
+    call.save(update_fields=sorted(fields))
+    CallEvent.objects.create(
+        call=call, kind=type(fact).__name__, from_state=from_state, to_state=call.state,
+        detail=(result.reason or "")[:200], webhook=webhook,
+        data={"effects": [str(e) for e in result.effects], "outcome": call.outcome},
+    )
+    if result.changed or "answered_by" in fields:
+        events.publish_call(call)
+    for action in after:
+        transaction.on_commit(action)
+
+
+def _effect_in_transaction(effect: Effect, call: Call, result: states.Transition, locked: dict[int, AgentSession],
+                           now: dt.datetime, fields: set[str], after: list[Callable[[], None]]) -> None:
+    campaign = call.campaign
+    if effect is Effect.ASSIGN_AGENT:
+        session = locked[result.agent]
+        call.bridged_to = session
+        fields.add("bridged_to")
+        _session_set_state(session, AgentSession.State.ON_CALL, now)
+    elif effect is Effect.AGENT_WRAP_UP:
+        session = locked.get(call.bridged_to_id)
+        if session is not None and session.state == AgentSession.State.ON_CALL:
+            _session_set_state(session, AgentSession.State.WRAP_UP, now)
+    elif effect is Effect.AGENT_FREE:
+        session = locked.get(call.bridged_to_id)
+        if session is not None and session.state == AgentSession.State.ON_CALL:
+            _session_set_state(session, AgentSession.State.READY, now)
+            after.append(lambda: calls_route_waiting(campaign_id=campaign.pk))
+    elif effect is Effect.WAIT_FOR_AGENT:
+        delay_s = max(0.0, campaign.max_hold_s - SAFE_HARBOR_LEAD_S)
+        call.hold_deadline_at = now + dt.timedelta(seconds=delay_s)
+        fields.add("hold_deadline_at")
+        after.append(lambda: _start_timer(delay_s, call_hold_expired, call.pk))
+    elif effect is Effect.CONTACT_FINISH:
+        _contact_after_call(call, now)
+    elif effect is Effect.RELEASE_SIBLINGS:
+        session_id = result.agent
+        after.append(lambda: calls_release_siblings(session_id=session_id))
+    elif effect in REST_EFFECTS:
+        after.append(lambda: _run_rest_effect(effect, call.pk))
+
+
+def _session_set_state(session: AgentSession, state: str, now: dt.datetime) -> None:
+    """Caller holds the session's lock."""
+    session.state = state
+    session.state_changed_at = now
+    session.version += 1
+    if state != AgentSession.State.PAUSED:
+        session.pause_reason = ""
+    session.save(update_fields=["state", "state_changed_at", "version", "pause_reason"])
+    events.publish_agent(session)
+
+
+# -- effects that talk to Twilio (after commit, no locks held) --------------------------------------
+
+
+def _redirect(name: str) -> Callable[[Call], None]:
+    return lambda call: gateway.redirect_call(sid=call.sid, url=webhook_url(name, call=call.pk))
+
+
+REST_EFFECTS: dict[Effect, Callable[[Call], None]] = {
+    Effect.REDIRECT_CONFERENCE: _redirect("customer-join-conference"),
+    Effect.REDIRECT_VOICEMAIL: _redirect("voicemail"),
+    Effect.REDIRECT_SAFE_HARBOR: _redirect("safe-harbor"),
+    Effect.HANGUP: lambda call: gateway.hangup_call(sid=call.sid),
+    Effect.CANCEL: lambda call: gateway.hangup_call(sid=call.sid, ringing_only=True),
+}
+
+
+def _run_rest_effect(effect: Effect, call_id: int) -> None:
+    call = Call.objects.select_related("campaign").get(pk=call_id)
+    if not call.sid:
+        # The create is still in flight; call_send_create acts on the state once it has the SID.
+        return
+    try:
+        REST_EFFECTS[effect](call)
+    except gateway.CallAlreadyEnded:
+        call_apply(call_id=call_id, fact=states.RedirectFailed(already_ended=True))
+    except gateway.GatewayError as exc:
+        log.error("call %s: %s failed: %s", call_id, effect, exc)
+        call_record_error(call_id=call_id, message=f"{effect}: {exc}")
+        if effect is Effect.REDIRECT_CONFERENCE:
+            # The human cannot reach the agent: better the safe-harbor message than silence.
+            call_apply(call_id=call_id, fact=states.Hangup(outcome=Outcome.ABANDONED))
+
+
+def call_record_error(*, call_id: int, message: str) -> None:
+    with transaction.atomic():
+        call = Call.objects.select_for_update().get(pk=call_id)
+        call.error = (call.error + "\n" + message).strip()[-4000:]
+        call.save(update_fields=["error"])
+        CallEvent.objects.create(call=call, kind="rest_error", from_state=call.state, to_state=call.state,
+                                 detail=message[:200])
+
+
+def _start_timer(delay_s: float, func: Callable[..., object], *args) -> None:
+    def run() -> None:
+        close_old_connections()
+        try:
+            func(*args)
+        except Exception:
+            log.exception("timer %s failed", getattr(func, "__name__", func))
+        finally:
+            close_old_connections()
+
+    timer = threading.Timer(delay_s, run)
+    timer.daemon = True
+    timer.start()
+
+
+# -- placing calls ------------------------------------------------------------------------------------
+
+
+def call_create(*, campaign: Campaign, contact: Contact, dialed_for: AgentSession | None) -> Call:
+    """Write the call row for a claimed contact; the REST create runs after commit.
+
+    Caller holds the contact's lock (claimed with SKIP LOCKED) inside a transaction.
+    """
+    now = timezone.now()
+    contact.status = Contact.Status.DIALING
+    contact.attempts = F("attempts") + 1
+    contact.last_called_at = now
+    contact.save(update_fields=["status", "attempts", "last_called_at"])
+    call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=dialed_for, last_event_at=now)
+    CallEvent.objects.create(call=call, kind="Placed", to_state=call.state,
+                             data={"dialed_for": dialed_for.pk if dialed_for else None})
+    events.publish_call(call)
+    transaction.on_commit(lambda: call_send_create(call_id=call.pk))
+    return call
+
+
+def call_send_create(*, call_id: int) -> None:
+    """Ask Twilio to place the call (no locks held), then record what it said."""
+    call = Call.objects.select_related("campaign", "contact").get(pk=call_id)
+    campaign = call.campaign
+    amd = gateway.AmdSettings(
+        mode=campaign.amd_mode, timeout_s=campaign.amd_timeout_s,
+        speech_threshold_ms=campaign.amd_speech_threshold_ms,
+        speech_end_threshold_ms=campaign.amd_speech_end_threshold_ms,
+        silence_timeout_ms=campaign.amd_silence_timeout_ms,
+    )
+    try:
+        info = gateway.create_call(
+            to=call.contact.phone, from_=campaign.effective_caller_id,
+            url=webhook_url("customer-queue", call=call.pk),
+            status_callback=webhook_url("status", call=call.pk),
+            amd_callback=webhook_url("amd-status", call=call.pk),
+            fallback_url=webhook_url("fallback", call=call.pk),
+            amd=amd, timeout_s=campaign.ring_timeout_s,
+        )
+    except gateway.GatewayError as exc:
+        invalid = isinstance(exc, gateway.InvalidNumber)
+        call_record_error(call_id=call_id, message=f"create: {exc}")
+        call_apply(call_id=call_id, fact=states.CreateFailed(invalid_number=invalid))
+        return
+
+    def remember_sid(locked_call: Call) -> None:
+        if not locked_call.sid:
+            locked_call.sid = info.sid
+            locked_call.save(update_fields=["sid"])
+
+    call, _ = call_apply(call_id=call_id, fact=states.Created(), extra=remember_sid)
+    if call.state == State.RELEASING and call.outcome == Outcome.CANCELED:
+        # Released while the create was in flight: cancel it now that it has a SID.
+        _run_rest_effect(Effect.CANCEL, call_id)
+
+
+# -- facts from Twilio ------------------------------------------------------------------------------
+
+
+def call_find(*, call_id: str | None, sid: str | None) -> Call | None:
+    """The call a webhook is about: by our id in the URL, else by SID. The SID is filled in if missing."""
+    call = None
+    if call_id and str(call_id).isdigit():
+        call = Call.objects.filter(pk=int(call_id)).first()
+    if call is None and sid:
+        call = Call.objects.filter(sid=sid).first()
+    if call is not None and sid and not call.sid:
+        # A callback can beat the REST response that carries the SID.
+        Call.objects.filter(pk=call.pk, sid__isnull=True).update(sid=sid)
+        call.sid = sid
+    return call
+
+
+def call_on_status(*, call: Call, status: str, sequence: int | None, duration_s: int | None,
+                   webhook: WebhookEvent | None = None) -> states.Transition:
+    def fill(locked: Call) -> None:
+        if duration_s is not None and locked.duration_s is None:
+            locked.duration_s = duration_s
+            locked.save(update_fields=["duration_s"])
+
+    _, result = call_apply(call_id=call.pk, fact=states.Status(status=status, sequence=sequence), webhook=webhook,
+                           extra=fill)
+    return result
+
+
+def call_on_voice_fetch(*, call: Call, webhook: WebhookEvent | None = None) -> tuple[Call, states.Twiml]:
+    """The customer picked up and Twilio asks what to play. Answers by the state after the fact."""
+
+    def mark_fetched(locked: Call) -> None:
+        locked.twiml_fetched = True
+        locked.save(update_fields=["twiml_fetched"])
+
+    def answered(locked: Call, _locked: dict) -> states.Fact:
+        return states.TwimlFetched()
+
+    locked, _ = call_apply(call_id=call.pk, fact=answered, webhook=webhook, extra=mark_fetched)
+    return locked, states.twiml_for(call_view(locked))
+
+
+def call_on_amd(*, call: Call, answered_by: str, duration_ms: int | None,
+                webhook: WebhookEvent | None = None) -> states.Transition:
+    def verdict(locked: Call, sessions: dict[int, AgentSession]) -> states.Fact:
+        human = answered_by == "human" or (answered_by == "unknown"
+                                            and locked.campaign.amd_unknown_policy == "connect")
+        agent = _pick_agent(locked, sessions) if human else None
+        return states.AmdVerdict(answered_by=answered_by, agent=agent.pk if agent else None)
+
+    def fill(locked: Call) -> None:
+        if duration_ms is not None and locked.amd_duration_ms is None:
+            locked.amd_duration_ms = duration_ms
+            locked.save(update_fields=["amd_duration_ms"])
+
+    _, result = call_apply(call_id=call.pk, fact=verdict, webhook=webhook, with_ready_agents=True, extra=fill)
+    return result
+
+
+def call_on_conference_event(*, call: Call, joined: bool, webhook: WebhookEvent | None = None) -> None:
+    fact = states.JoinedConference() if joined else states.LeftConference()
+    call_apply(call_id=call.pk, fact=fact, webhook=webhook)
+
+
+# -- waiting humans, hold limit, sibling lines ---------------------------------------------------------
+
+
+def call_hold_expired(call_id: int) -> None:
+    """The hold limit passed: a human still without an agent hears the safe-harbor message."""
+    call_apply(call_id=call_id, fact=states.HoldExpired())
+
+
+def calls_route_waiting(*, campaign_id: int) -> int:
+    """Give humans waiting on hold to agents who just became ready. Returns how many were routed."""
+    routed = 0
+    now = timezone.now()
+    waiting = Call.objects.filter(
+        campaign_id=campaign_id, state=State.ANSWERED, bridged_to__isnull=True, hold_deadline_at__gt=now,
+    ).exclude(answered_by="").order_by("amd_at").values_list("pk", flat=True)
+    for call_id in waiting:
+        _, result = call_apply(call_id=call_id, fact=_agent_for_waiting, with_ready_agents=True)
+        if Effect.ASSIGN_AGENT not in result.effects:
+            break  # no agent left, or the call moved on: the hold timer decides the rest
+        routed += 1
+    return routed
+
+
+def _agent_for_waiting(locked: Call, sessions: dict[int, AgentSession]) -> states.Fact | None:
+    if locked.hold_deadline_at is None or locked.hold_deadline_at <= timezone.now():
+        return None
+    agent = _pick_agent(locked, sessions)
+    return states.AgentFound(agent=agent.pk) if agent else None
+
+
+def calls_abandon_overdue(*, now: dt.datetime | None = None) -> int:
+    """Backstop for the in-process hold timers (a restart loses them): abandon overdue waiting humans."""
+    now = now or timezone.now()
+    overdue = Call.objects.filter(state=State.ANSWERED, bridged_to__isnull=True, hold_deadline_at__lte=now)
+    count = 0
+    for call_id in overdue.values_list("pk", flat=True):
+        _, result = call_apply(call_id=call_id, fact=states.HoldExpired())
+        count += int(result.changed)
+    return count
+
+
+def calls_release_siblings(*, session_id: int | None, now: dt.datetime | None = None) -> int:
+    """Rule 4: release the agent's other lines that are still ringing and have rung the minimum."""
+    if session_id is None:
+        return 0
+    now = now or timezone.now()
+    released = 0
+    lines = Call.objects.filter(dialed_for_id=session_id, state__in=list(states.UNANSWERED_STATES))
+    for call in lines.select_related("campaign"):
+        if _rang_long_enough(call, now):
+            _, result = call_apply(call_id=call.pk, fact=states.Release())
+            released += int(result.changed)
+    return released
+
+
+def _rang_long_enough(call: Call, now: dt.datetime) -> bool:
+    min_ring = call.campaign.min_ring_s
+    if min_ring == 0:
+        return True
+    return call.ringing_at is not None and (now - call.ringing_at).total_seconds() >= min_ring
+
+
+def calls_release_due(*, now: dt.datetime | None = None) -> int:
+    """Lines dialed for an agent who is no longer ready: once they have rung the minimum, hand them to a
+    ready agent of the campaign with room for another line, else release them. Run every tick."""
+    now = now or timezone.now()
+    orphans = (
+        Call.objects.filter(state__in=list(states.UNANSWERED_STATES), campaign__status=Campaign.Status.RUNNING)
+        .exclude(dialed_for__state=AgentSession.State.READY)
+        .select_related("campaign")
+    )
+    released = 0
+    for call in orphans:
+        if not _rang_long_enough(call, now):
+            continue
+        adopter = _spare_ready_agent(call.campaign)
+        if adopter is not None:
+            Call.objects.filter(pk=call.pk, state__in=list(states.UNANSWERED_STATES)).update(dialed_for=adopter)
+            continue
+        _, result = call_apply(call_id=call.pk, fact=states.Release())
+        released += int(result.changed)
+    return released
+
+
+def _spare_ready_agent(campaign: Campaign) -> AgentSession | None:
+    for session in AgentSession.objects.filter(campaign=campaign, state=AgentSession.State.READY, in_room=True):
+        lines = Call.objects.filter(dialed_for=session, state__in=list(states.UNANSWERED_STATES)).count()
+        if lines < campaign.lines_per_agent:
+            return session
+    return None
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+def call_hangup(*, call: Call, outcome: Outcome | None = None, corrected_machine: bool = False) -> states.Transition:
+    def mark(locked: Call) -> None:
+        if corrected_machine and not locked.amd_corrected:
+            locked.amd_corrected = True
+            locked.save(update_fields=["amd_corrected"])
+
+    _, result = call_apply(call_id=call.pk, fact=states.Hangup(outcome=outcome), extra=mark)
+    return result
+
+
+def calls_hang_up_all(*, campaign: Campaign) -> int:
+    count = 0
+    for call in Call.objects.filter(campaign=campaign).exclude(state=State.ENDED):
+        result = call_hangup(call=call)
+        count += int(result.changed)
+    return count
+
+
+# -- contact bookkeeping --------------------------------------------------------------------------------
+
+RETRY_MINUTES = {
+    Outcome.NO_ANSWER: "retry_no_answer_min",
+    Outcome.BUSY: "retry_busy_min",
+    Outcome.MACHINE: "retry_machine_min",
+    Outcome.VOICEMAIL_LEFT: "retry_machine_min",
+    Outcome.ABANDONED: "retry_abandoned_min",
+    Outcome.HUNG_UP_ON_HOLD: "retry_no_answer_min",
+    Outcome.FAILED: "retry_failed_min",
+}
+ABANDONED_PRIORITY_BOOST = 100
+
+
+def _contact_after_call(call: Call, now: dt.datetime) -> None:
+    """Schedule the contact's next attempt from the outcome. Caller holds the call lock; the contact
+    row is locked here (call -> contact order)."""
+    contact = Contact.objects.select_for_update().get(pk=call.contact_id)
+    campaign = call.campaign
+    outcome = Outcome(call.outcome)
+    contact.last_outcome = outcome.value
+    fields = ["last_outcome", "status", "next_attempt_at", "priority"]
+    if outcome is Outcome.TALKED:
+        # The agent's disposition decides what happens next; until then nobody else dials it.
+        contact.status = Contact.Status.DIALING
+    elif outcome is Outcome.INVALID_NUMBER:
+        contact.status = Contact.Status.INVALID
+    elif outcome is Outcome.FAX:
+        contact.status = Contact.Status.DONE
+    elif outcome is Outcome.CANCELED:
+        # Released by us before anyone answered: not the contact's fault, dial again soon.
+        contact.status = Contact.Status.PENDING
+        contact.next_attempt_at = now
+        contact.attempts = max(0, contact.attempts - 1)
+        fields.append("attempts")
+    elif contact.attempts >= campaign.max_attempts and outcome is not Outcome.ABANDONED:
+        contact.status = Contact.Status.EXHAUSTED
+    else:
+        contact.status = Contact.Status.PENDING
+        minutes = getattr(campaign, RETRY_MINUTES.get(outcome, "retry_no_answer_min"))
+        contact.next_attempt_at = now + dt.timedelta(minutes=minutes)
+        if outcome is Outcome.ABANDONED:
+            # Call the abandoned person back first, with an agent reserved.
+            contact.priority = max(contact.priority, ABANDONED_PRIORITY_BOOST)
+    contact.save(update_fields=fields)
+
+
+# -- reconciling stuck calls ----------------------------------------------------------------------------
+
+
+def calls_reconcile(*, now: dt.datetime | None = None) -> int:
+    """Rule 8: fetch calls with no news for too long from Twilio and close them from what it says."""
+    now = now or timezone.now()
+    margin = dt.timedelta(seconds=settings.RECONCILE_MARGIN_S)
+    fixed = 0
+    live = Call.objects.exclude(state=State.ENDED).select_related("campaign")
+    for call in live.iterator():
+        quiet_since = call.last_event_at or call.created_at
+        if not _overdue(call, now - quiet_since, margin):
+            continue
+        fixed += int(call_reconcile(call=call))
+    return fixed
+
+
+def _overdue(call: Call, quiet: dt.timedelta, margin: dt.timedelta) -> bool:
+    ring = dt.timedelta(seconds=call.campaign.ring_timeout_s)
+    if call.state in (State.CREATED, State.DIALING, State.RINGING):
+        return quiet > ring + margin
+    if call.state == State.CONNECTED:
+        return quiet > dt.timedelta(hours=4)
+    return quiet > dt.timedelta(seconds=call.campaign.amd_timeout_s) + margin
+
+
+def call_reconcile(*, call: Call) -> bool:
+    """Ask Twilio about one call; returns True when the call's state changed."""
+    if not call.sid:
+        # The create never came back and no callback ever named the call: Twilio never placed it.
+        _, result = call_apply(call_id=call.pk, fact=states.CreateFailed(invalid_number=False))
+        return result.changed
+    try:
+        info = gateway.fetch_call(sid=call.sid)
+    except gateway.GatewayError as exc:
+        call_record_error(call_id=call.pk, message=f"reconcile fetch: {exc}")
+        return False
+    if info.status in states.TERMINAL_STATUSES:
+        if info.answered_by:
+            call_apply(call_id=call.pk, fact=states.AmdVerdict(answered_by=info.answered_by))
+        result = call_on_status(call=call, status=info.status, sequence=None, duration_s=info.duration_s)
+        return result.changed
+    # Still live: the news was only late. Touch the row so we do not ask again at once.
+    Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
+    return False
+
+
+def calls_live_for_session(*, session: AgentSession) -> Iterable[Call]:
+    return Call.objects.filter(dialed_for=session).exclude(state=State.ENDED)
