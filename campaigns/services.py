@@ -58,7 +58,7 @@ def access_campaign(user, campaign_id: int) -> Campaign:
 def campaign_set_status(*, campaign: Campaign, status: str, by=None) -> Campaign:
     """Start, pause, resume or end a campaign. Ending hangs up every live call of the campaign."""
     with transaction.atomic():
-        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        locked = Campaign.objects.select_for_update(no_key=True).get(pk=campaign.pk)
         if status == locked.status:
             if status == Campaign.Status.ENDED:
                 raise IllegalAction("the campaign has already ended")
@@ -105,7 +105,7 @@ def softphone_for(session: AgentSession) -> Softphone:
 
 
 def _lock_session(session_id: int) -> AgentSession:
-    return AgentSession.objects.select_for_update().select_related("agent", "campaign").get(pk=session_id)
+    return AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent", "campaign").get(pk=session_id)
 
 
 def _set_state(session: AgentSession, state: str, *, reason: str = "") -> None:
@@ -125,7 +125,7 @@ def agent_join(*, user, campaign: Campaign) -> tuple[AgentSession, Softphone]:
     if campaign.status == Campaign.Status.ENDED:
         raise IllegalAction("the campaign has ended")
     with transaction.atomic():
-        other = AgentSession.objects.select_for_update().filter(agent=user).exclude(
+        other = AgentSession.objects.select_for_update(no_key=True).filter(agent=user).exclude(
             campaign=campaign).exclude(state=State.OFFLINE).first()
         if other is not None:
             raise IllegalAction(f"you are still working {other.campaign}; leave it first")
@@ -199,7 +199,7 @@ def _awaiting_disposition(session: AgentSession) -> bool:
 def agent_leg_dialed(*, session_id: int, identity: str, call_sid: str) -> AgentSession | None:
     """The agent's softphone called in (TwiML App voice URL). Only the session's own agent may."""
     with transaction.atomic():
-        session = AgentSession.objects.select_for_update().select_related("agent").filter(pk=session_id).first()
+        session = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent").filter(pk=session_id).first()
         if session is None or identity != agent_identity(session.agent) or session.state == State.OFFLINE:
             return None
         session.agent_call_sid = call_sid
@@ -214,7 +214,7 @@ def agent_leg_in_room(*, session_id: int, call_sid: str, in_room: bool) -> None:
     """Conference participant events for the agent's own leg."""
     hang_up = None
     with transaction.atomic():
-        session = AgentSession.objects.select_for_update().select_related("agent").filter(pk=session_id).first()
+        session = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent").filter(pk=session_id).first()
         if session is None or (session.agent_call_sid and call_sid and call_sid != session.agent_call_sid):
             return
         if session.in_room == in_room:
@@ -283,7 +283,7 @@ def disposition_record(*, session: AgentSession, code: str, notes: str = "", cal
     """The agent's verdict on their last talk. Ends wrap-up; the contact follows the code."""
     with transaction.atomic():
         locked = _lock_session(session.pk)
-        calls = Call.objects.select_for_update(of=("self",)).select_related("contact").filter(bridged_to=locked)
+        calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("contact").filter(bridged_to=locked)
         call = (calls.filter(pk=call_id) if call_id else calls.order_by("-bridged_at")).first()
         if call is None:
             raise IllegalAction("there is no call to dispose")
@@ -310,7 +310,7 @@ def disposition_record(*, session: AgentSession, code: str, notes: str = "", cal
 
 
 def _contact_after_disposition(contact: Contact, code: DispositionCode, callback_at, session: AgentSession) -> None:
-    contact = Contact.objects.select_for_update().get(pk=contact.pk)
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
     fields = ["status", "next_attempt_at", "callback_agent"]
     if code.adds_to_dnc:
         DoNotCall.objects.get_or_create(phone=contact.phone, campaign=None,

@@ -56,3 +56,13 @@ def webhook(client):
         return post_webhook(client, name, params, **kwargs)
 
     return send
+
+
+@pytest.fixture
+def live_app(transactional_db):
+    """The app on a live daphne server with a fresh Twilio sandbox (fast time scale) wired both ways."""
+    from tests.live import start_live_app, stop_live_app
+
+    app, saved = start_live_app(time_scale=20.0, cps=50.0, seed=7)
+    yield app
+    stop_live_app(app, saved)

@@ -72,12 +72,12 @@ def call_view(call: Call) -> states.CallView:
 def _lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, AgentSession]]:
     """Lock the sessions the fact may touch, then the call. Caller is inside transaction.atomic()."""
     peek = Call.objects.only("campaign_id", "bridged_to_id").get(pk=call_id)
-    sessions = AgentSession.objects.select_for_update().select_related("agent")
+    sessions = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent")
     wanted = Q(pk=peek.bridged_to_id) if peek.bridged_to_id else Q(pk__in=[])
     if with_ready_agents:
         wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
     locked = {s.pk: s for s in sessions.filter(wanted).order_by("pk")}
-    call = Call.objects.select_for_update(of=("self",)).select_related("campaign", "contact").get(pk=call_id)
+    call = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact").get(pk=call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
     return call, locked
@@ -240,7 +240,7 @@ def _run_rest_effect(effect: Effect, call_id: int) -> None:
 
 def call_record_error(*, call_id: int, message: str) -> None:
     with transaction.atomic():
-        call = Call.objects.select_for_update().get(pk=call_id)
+        call = Call.objects.select_for_update(no_key=True).get(pk=call_id)
         call.error = (call.error + "\n" + message).strip()[-4000:]
         call.save(update_fields=["error"])
         CallEvent.objects.create(call=call, kind="rest_error", from_state=call.state, to_state=call.state,
@@ -514,7 +514,7 @@ ABANDONED_PRIORITY_BOOST = 100
 def _contact_after_call(call: Call, now: dt.datetime) -> None:
     """Schedule the contact's next attempt from the outcome. Caller holds the call lock; the contact
     row is locked here (call -> contact order)."""
-    contact = Contact.objects.select_for_update().get(pk=call.contact_id)
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=call.contact_id)
     campaign = call.campaign
     outcome = Outcome(call.outcome)
     contact.last_outcome = outcome.value

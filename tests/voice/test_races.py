@@ -1,0 +1,213 @@
+"""Races on PostgreSQL with real threads: concurrent, duplicated and reordered webhooks.
+
+Each thread has its own database connection and posts signed webhooks through the real views, the
+way several daphne processes would receive them from Twilio.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from django.db import connection
+from django.db.models import Count
+from django.test import Client
+
+from campaigns.models import AgentSession
+from tests import factories
+from tests.conftest import post_webhook
+from voice import services
+from voice.models import Call, WebhookEvent
+from voice.states import State
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ACCOUNT = "AC" + "0" * 32
+
+
+def new_sid() -> str:
+    return "CA" + uuid.uuid4().hex
+
+
+def make_call(campaign, session, *, state=State.DIALING, fetched=False) -> Call:
+    contact = factories.make_contact(campaign=campaign)
+    return Call.objects.create(campaign=campaign, contact=contact, dialed_for=session, sid=new_sid(), state=state,
+                               twiml_fetched=fetched)
+
+
+def deliver(requests: list[tuple[str, dict, dict]], *, workers: int) -> list[int]:
+    """POST the webhooks from `workers` threads at once; returns the HTTP status codes."""
+    barrier = threading.Barrier(workers)
+    chunks = [requests[i::workers] for i in range(workers)]
+
+    def run(chunk):
+        client = Client()
+        barrier.wait()
+        codes = []
+        try:
+            for name, params, query in chunk:
+                codes.append(post_webhook(client, name, params, query=query).status_code)
+        finally:
+            connection.close()
+        return codes
+
+    with ThreadPoolExecutor(workers) as pool:
+        return [code for codes in pool.map(run, chunks) for code in codes]
+
+
+def amd_request(call: Call, verdict: str = "human"):
+    return ("amd-status", {"CallSid": call.sid, "AccountSid": ACCOUNT, "AnsweredBy": verdict,
+                           "MachineDetectionDuration": "2100"}, {"call": call.pk})
+
+
+def status_request(call: Call, status: str, seq: int, **extra):
+    params = {"CallSid": call.sid, "AccountSid": ACCOUNT, "CallStatus": status, "SequenceNumber": str(seq),
+              "From": "+12025550199", "To": call.contact.phone, "Direction": "outbound-api",
+              "ApiVersion": "2010-04-01", **extra}
+    return ("status", params, {"call": call.pk})
+
+
+@pytest.mark.parametrize("other_agent_ready", [True, False])
+def test_two_humans_at_once_for_one_agent_never_both_reach_them(fake_twilio, other_agent_ready):
+    campaign = factories.make_campaign(max_hold_s=1.0)
+    agent = factories.make_session(campaign=campaign)
+    other = factories.make_session(campaign=campaign, state=AgentSession.State.READY if other_agent_ready
+                                   else AgentSession.State.PAUSED)
+    for _round in range(15):
+        first = make_call(campaign, agent, state=State.ANSWERED, fetched=True)
+        second = make_call(campaign, agent, state=State.ANSWERED, fetched=True)
+        codes = deliver([amd_request(first), amd_request(second)], workers=2)
+        assert codes == [204, 204]
+        first.refresh_from_db()
+        second.refresh_from_db()
+        bridged = [c for c in (first, second) if c.state == State.BRIDGING]
+        to_agent = [c for c in bridged if c.bridged_to_id == agent.pk]
+        assert len(to_agent) == 1, "exactly one human reaches the agent the lines were dialed for"
+        loser = second if to_agent[0] == first else first
+        if other_agent_ready:
+            assert loser.state == State.BRIDGING and loser.bridged_to_id == other.pk
+        else:
+            assert loser.bridged_to_id is None
+            loser_id = loser.pk
+            assert _wait(lambda: Call.objects.get(pk=loser_id).outcome == "abandoned")
+        # Reset the floor for the next round: both talks end, both agents ready again.
+        for call in (first, second):
+            services.call_on_status(call=call, status="completed", sequence=9, duration_s=1)
+        AgentSession.objects.filter(pk__in=[agent.pk, other.pk]).update(
+            state=AgentSession.State.READY if other_agent_ready else AgentSession.State.PAUSED)
+        AgentSession.objects.filter(pk=agent.pk).update(state=AgentSession.State.READY)
+    # The database never held an agent with two customers (the constraint would have refused it).
+    doubled = (Call.objects.filter(state__in=["bridging", "connected"]).values("bridged_to")
+               .annotate(n=Count("pk")).filter(n__gt=1))
+    assert not doubled.exists()
+
+
+def _wait(predicate, timeout_s=4.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_duplicate_callbacks_delivered_concurrently_have_one_effect(fake_twilio):
+    campaign = factories.make_campaign()
+    agent = factories.make_session(campaign=campaign)
+    call = make_call(campaign, agent, state=State.ANSWERED, fetched=True)
+    codes = deliver([amd_request(call)] * 8, workers=8)
+    assert codes == [204] * 8
+    call.refresh_from_db()
+    assert call.state == State.BRIDGING and call.version == 1
+    assert _wait(lambda: len(fake_twilio.updates(call.sid)) >= 1)
+    assert len(fake_twilio.updates(call.sid)) == 1, "one redirect, not eight"
+    statuses = Counter(WebhookEvent.objects.filter(call_sid=call.sid).values_list("status", flat=True))
+    assert statuses == {"processed": 1, "duplicate": 7}
+
+
+# -- shuffled replay ----------------------------------------------------------------------------------
+
+SCENARIOS = ("talked", "machine", "fax", "no_answer", "busy", "failed", "hung_up_on_hold", "voicemail_missed")
+
+
+def scenario_events(call: Call, scenario: str) -> list[list[tuple[str, dict, dict]]]:
+    """Twilio's callbacks for one call, in phases. Within a phase Twilio may deliver them in any order;
+    a later phase is caused by what we did in an earlier one (a conference join follows our redirect,
+    a talk's end follows the join), so it cannot arrive first."""
+    seq = iter(range(10))
+    ring = [status_request(call, "initiated", next(seq)), status_request(call, "ringing", next(seq))]
+    if scenario in ("no_answer", "busy", "failed"):
+        final = {"no_answer": "no-answer", "busy": "busy", "failed": "failed"}[scenario]
+        return [[*ring, status_request(call, final, next(seq))]]
+    answered = [*ring, status_request(call, "in-progress", next(seq)),
+                ("customer-queue", {"CallSid": call.sid, "AccountSid": ACCOUNT, "CallStatus": "in-progress"},
+                 {"call": call.pk})]
+    if scenario in ("machine", "fax", "voicemail_missed"):
+        verdict = {"machine": "machine_start", "fax": "fax", "voicemail_missed": "machine_end_beep"}[scenario]
+        return [[*answered, amd_request(call, verdict), status_request(call, "completed", next(seq),
+                                                                        CallDuration="9")]]
+    if scenario == "hung_up_on_hold":
+        return [[*answered, amd_request(call, "human"), status_request(call, "completed", next(seq))]]
+    join = ("conference-events", {"ConferenceSid": "CF" + call.sid[2:], "FriendlyName": "room",
+                                  "StatusCallbackEvent": "participant-join", "CallSid": call.sid,
+                                  "SequenceNumber": "1", "AccountSid": ACCOUNT}, {"session": call.dialed_for_id})
+    return [[*answered, amd_request(call, "human")], [join],
+            [status_request(call, "completed", next(seq), CallDuration="120")]]
+
+
+def build_floor(n_calls: int):
+    campaign = factories.make_campaign(voicemail_drop=False)
+    humans = sum(1 for i in range(n_calls) if SCENARIOS[i % len(SCENARIOS)] in ("talked", "hung_up_on_hold"))
+    # One agent per human: routing can never run out, so the final state does not depend on timing.
+    sessions = [factories.make_session(campaign=campaign) for _ in range(humans)]
+    calls = [make_call(campaign, sessions[i % len(sessions)]) for i in range(n_calls)]
+    return campaign, calls
+
+
+def final_states(calls: list[Call]) -> list[tuple]:
+    """What a user sees of each call. (Whether a human who hung up on hold had been handed to an agent for
+    a moment depends on timing; the outcome does not.)"""
+    rows = {c.pk: c for c in Call.objects.filter(pk__in=[c.pk for c in calls])}
+    return [(rows[c.pk].state, rows[c.pk].outcome, rows[c.pk].answered_by) for c in calls]
+
+
+def test_shuffled_duplicated_concurrent_replay_ends_like_in_order_replay(fake_twilio):
+    rng = random.Random(20261123)
+    n_calls = 200
+    _, ordered_calls = build_floor(n_calls)
+    _, shuffled_calls = build_floor(n_calls)
+    ordered_phases = [[] for _ in range(3)]
+    shuffled_phases = [[] for _ in range(3)]
+    for i in range(n_calls):
+        scenario = SCENARIOS[i % len(SCENARIOS)]
+        for phase, events in enumerate(scenario_events(ordered_calls[i], scenario)):
+            ordered_phases[phase].extend(events)
+        for phase, events in enumerate(scenario_events(shuffled_calls[i], scenario)):
+            shuffled_phases[phase].extend(events)
+
+    for phase in ordered_phases:  # strict in-order, one at a time
+        deliver(phase, workers=1)
+    codes = []
+    for phase in shuffled_phases:
+        dupes = [rng.choice(phase) for _ in range(len(phase) // 5)]  # 20 % duplicates
+        batch = phase + dupes
+        rng.shuffle(batch)
+        codes += deliver(batch, workers=16)
+
+    assert set(codes) <= {200, 204}, Counter(codes)
+    expected = final_states(ordered_calls)
+    actual = final_states(shuffled_calls)
+    wrong = [(i, SCENARIOS[i % len(SCENARIOS)], e, a) for i, (e, a) in enumerate(zip(expected, actual, strict=True))
+             if e != a]
+    assert wrong == [], f"{len(wrong)} calls ended differently, e.g. {wrong[:3]}"
+    outcomes = Counter(state[1] for state in actual)
+    assert outcomes["talked"] == n_calls // len(SCENARIOS)
+    talked = Call.objects.filter(pk__in=[c.pk for c in shuffled_calls], outcome="talked")
+    assert not talked.filter(bridged_to__isnull=True).exists()
+    assert all(state[0] == State.ENDED for state in actual)
+    assert not AgentSession.objects.filter(state=AgentSession.State.ON_CALL).exists()
