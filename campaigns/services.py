@@ -104,8 +104,14 @@ def softphone_for(session: AgentSession) -> Softphone:
     )
 
 
+def _sessions_for_update():
+    # FOR NO KEY UPDATE: strong enough to serialise writers, and it does not block the FOR KEY SHARE
+    # locks PostgreSQL's deferred foreign-key checks take at commit (a deadlock source otherwise).
+    return AgentSession.objects.select_for_update(of=("self",), no_key=True)
+
+
 def _lock_session(session_id: int) -> AgentSession:
-    return AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent", "campaign").get(pk=session_id)
+    return _sessions_for_update().select_related("agent", "campaign").get(pk=session_id)
 
 
 def _set_state(session: AgentSession, state: str, *, reason: str = "") -> None:
@@ -199,7 +205,7 @@ def _awaiting_disposition(session: AgentSession) -> bool:
 def agent_leg_dialed(*, session_id: int, identity: str, call_sid: str) -> AgentSession | None:
     """The agent's softphone called in (TwiML App voice URL). Only the session's own agent may."""
     with transaction.atomic():
-        session = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent").filter(pk=session_id).first()
+        session = _sessions_for_update().select_related("agent").filter(pk=session_id).first()
         if session is None or identity != agent_identity(session.agent) or session.state == State.OFFLINE:
             return None
         session.agent_call_sid = call_sid
@@ -214,7 +220,7 @@ def agent_leg_in_room(*, session_id: int, call_sid: str, in_room: bool) -> None:
     """Conference participant events for the agent's own leg."""
     hang_up = None
     with transaction.atomic():
-        session = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent").filter(pk=session_id).first()
+        session = _sessions_for_update().select_related("agent").filter(pk=session_id).first()
         if session is None or (session.agent_call_sid and call_sid and call_sid != session.agent_call_sid):
             return
         if session.in_room == in_room:
@@ -283,7 +289,8 @@ def disposition_record(*, session: AgentSession, code: str, notes: str = "", cal
     """The agent's verdict on their last talk. Ends wrap-up; the contact follows the code."""
     with transaction.atomic():
         locked = _lock_session(session.pk)
-        calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("contact").filter(bridged_to=locked)
+        calls = (Call.objects.select_for_update(of=("self",), no_key=True)
+                 .select_related("contact").filter(bridged_to=locked))
         call = (calls.filter(pk=call_id) if call_id else calls.order_by("-bridged_at")).first()
         if call is None:
             raise IllegalAction("there is no call to dispose")

@@ -63,6 +63,7 @@ def live_app(transactional_db):
     """The app on a live daphne server with a fresh Twilio sandbox (fast time scale) wired both ways."""
     from tests.live import start_live_app, stop_live_app
 
-    app, saved = start_live_app(time_scale=20.0, cps=50.0, seed=7)
+    # Machines wait out our latency (seconds of app time are 20 simulated ones): outcomes are the app's doing.
+    app, saved = start_live_app(time_scale=20.0, cps=50.0, seed=7, machine_hangup_after_s=120.0)
     yield app
     stop_live_app(app, saved)

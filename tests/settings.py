@@ -6,6 +6,6 @@ os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 # Race tests run 16 threads at once, each with its own connection.
 os.environ.setdefault("DATABASE_POOL_MAX", "40")
 
-from dialer.settings import *  # noqa: E402,F403
+from dialer.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests

@@ -77,7 +77,8 @@ def _lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, Age
     if with_ready_agents:
         wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
     locked = {s.pk: s for s in sessions.filter(wanted).order_by("pk")}
-    call = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact").get(pk=call_id)
+    calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
+    call = calls.get(pk=call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
     return call, locked

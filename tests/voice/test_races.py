@@ -94,7 +94,7 @@ def test_two_humans_at_once_for_one_agent_never_both_reach_them(fake_twilio, oth
         else:
             assert loser.bridged_to_id is None
             loser_id = loser.pk
-            assert _wait(lambda: Call.objects.get(pk=loser_id).outcome == "abandoned")
+            assert _wait(lambda call_id=loser_id: Call.objects.get(pk=call_id).outcome == "abandoned")
         # Reset the floor for the next round: both talks end, both agents ready again.
         for call in (first, second):
             services.call_on_status(call=call, status="completed", sequence=9, duration_s=1)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
 from voice.sandbox.population import DEMO, Population
@@ -44,7 +44,7 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0 = let the OS pick a free port (see Sandbox.base_url)
     account_sid: str = "AC" + "0" * 32
-    auth_token: str = "sandbox-auth-token"
+    auth_token: str = "sandbox-auth-token"  # noqa: S105 - a well-known test secret, like the account SID
     api_key_sid: str | None = None  # SK...; accepted for Basic auth alongside the account SID
     api_key_secret: str | None = None
     application_sid: str = "AP" + "0" * 32  # reported as ApplicationSid on agent (softphone) legs
@@ -83,13 +83,13 @@ class SandboxConfig:
         return replace(self, **changes)
 
     def runtime_dict(self) -> dict[str, Any]:
-        """The changeable knobs as JSON-friendly values (for GET /sandbox/config)."""
+        """The config as JSON-friendly values, secrets left out (for GET /sandbox/config)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name == "auth_token" or f.name == "api_key_secret":
+            if f.name in ("auth_token", "api_key_secret"):
                 continue
             value = getattr(self, f.name)
-            out[f.name] = value.__dict__ if isinstance(value, Population) else value
+            out[f.name] = asdict(value) if isinstance(value, Population) else value
         return out
 
 
