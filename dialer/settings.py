@@ -83,8 +83,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
 else:
-    # SQLite serialises writers; waiting beats "database is locked" in the single-machine demo.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite serialises writers. The demo runs the web server, the dialer and the sandbox as threads of
+    # one process: WAL lets readers go on while one writes, and IMMEDIATE transactions take the write
+    # lock up front instead of failing with "database is locked" when two upgrade at once.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # -- channels --------------------------------------------------------------------------------------
@@ -118,6 +124,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# The Twilio Voice SDK comes from npm (`npm ci --omit=dev`, never a CDN) and is served as
+# static/twilio-voice-sdk/twilio.min.js. Without node_modules the sandbox softphone still works.
+_VOICE_SDK_DIST = BASE_DIR / "node_modules" / "@twilio" / "voice-sdk" / "dist"
+if _VOICE_SDK_DIST.is_dir():
+    STATICFILES_DIRS.append(("twilio-voice-sdk", _VOICE_SDK_DIST))
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the source folders unless collectstatic ran: the demo needs no build step.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)

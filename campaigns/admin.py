@@ -1,0 +1,409 @@
+"""The manager's admin: campaigns with live counts, contacts and their import, the do-not-call list, agents.
+
+Changes that have consequences beyond one row (starting, pausing or ending a campaign, signing an agent out,
+importing contacts) go through services; the admin only edits plain settings rows itself.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, URLField
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseNotAllowed
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from campaigns import services
+from campaigns.exceptions import IllegalAction
+from campaigns.forms import CampaignAdminForm, ContactAdminForm, ContactImportForm, DoNotCallAdminForm
+from campaigns.imports import ContactImportError, contacts_import_csv
+from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
+from campaigns.phones import phone_in_search
+from campaigns.selectors import ABANDON_WINDOW
+from voice.models import Call
+from voice.states import Outcome, State
+
+# How many problem rows the import page lists; the counts above the table are always complete.
+IMPORT_ISSUES_SHOWN = 500
+
+
+def _count(model, condition: Q | None = None) -> Coalesce:
+    """Rows of `model` per campaign, as a correlated subquery: several counts over different tables in one
+    query, without the row multiplication (and wrong numbers) of joining them all."""
+    rows = (model.objects.filter(condition or Q(), campaign=OuterRef("pk")).order_by().values("campaign")
+            .annotate(n=Count("pk")).values("n"))
+    return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
+
+
+class DispositionCodeInline(admin.TabularInline):
+    model = DispositionCode
+    extra = 0
+    fields = ("order", "label", "code", "hotkey", "is_conversation", "closes_contact", "adds_to_dnc",
+              "schedules_callback")
+    prepopulated_fields = {"code": ("label",)}
+    verbose_name = "disposition"
+    verbose_name_plural = "Dispositions agents choose from (a new campaign gets a standard set)"
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    form = CampaignAdminForm
+    list_display = ("name", "status_badge", "dial_mode", "contacts_column", "calls_live", "agents_column",
+                    "abandonment_column", "created_at")
+    list_display_links = ("name",)
+    list_filter = ("status", "dial_mode")
+    search_fields = ("name",)
+    actions = ("start_campaigns", "pause_campaigns", "end_campaigns")
+    filter_horizontal = ("agents",)
+    readonly_fields = ("status", "created_by", "created_at", "updated_at")
+    inlines = (DispositionCodeInline,)
+    save_on_top = True
+    fieldsets = (
+        ("Basics", {
+            "fields": ("name", "status", "caller_id", ("created_by", "created_at", "updated_at")),
+            "description": "Start, pause and end the campaign with the buttons above or the actions of the list.",
+        }),
+        ("Dialing & pacing", {"fields": ("dial_mode", "lines_per_agent", "ring_timeout_s", "min_ring_s",
+                                         "auto_ready")}),
+        ("Answering machines & voicemail", {"fields": ("amd_mode", "amd_unknown_policy", "voicemail_drop",
+                                                       "voicemail_audio_url", "voicemail_text", "hold_audio_url")}),
+        ("Machine detection tuning", {
+            "classes": ("collapse",),
+            "fields": ("amd_timeout_s", "amd_speech_threshold_ms", "amd_speech_end_threshold_ms",
+                       "amd_silence_timeout_ms"),
+            "description": "Twilio's defaults suit most lists. Change one value at a time and watch how many "
+                           "people are taken for machines.",
+        }),
+        ("Compliance", {"fields": ("max_hold_s", "max_abandon_rate", "safe_harbor_text", "safe_harbor_audio_url",
+                                   ("window_start", "window_end"), "window_days")}),
+        ("Retries", {"fields": ("max_attempts", "retry_no_answer_min", "retry_busy_min", "retry_machine_min",
+                                "retry_abandoned_min", "retry_failed_min", "callbacks_to_same_agent")}),
+        ("Team", {"fields": ("agents",)}),
+    )
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        if isinstance(db_field, URLField):
+            kwargs.setdefault("assume_scheme", "https")
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
+    def get_queryset(self, request: HttpRequest):
+        queryset = super().get_queryset(request)
+        match = request.resolver_match
+        if match is None or not match.url_name.endswith("changelist"):
+            return queryset
+        since = timezone.now() - ABANDON_WINDOW
+        recent = Q(created_at__gte=since)
+        # The denominator of the abandonment rate, as campaigns.selectors.abandonment counts it.
+        human = Q(answered_by="human") | Q(outcome__in=[Outcome.TALKED, Outcome.ABANDONED])
+        return queryset.annotate(
+            contacts_total=_count(Contact),
+            contacts_pending=_count(Contact, Q(status=Contact.Status.PENDING)),
+            calls_live_count=_count(Call, ~Q(state=State.ENDED)),
+            agents_ready=_count(AgentSession, Q(state=AgentSession.State.READY)),
+            agents_in=_count(AgentSession, ~Q(state=AgentSession.State.OFFLINE)),
+            abandoned_30d=_count(Call, recent & Q(outcome=Outcome.ABANDONED)),
+            humans_30d=_count(Call, recent & human),
+        )
+
+    @admin.display(description="Status", ordering="status")
+    def status_badge(self, campaign: Campaign) -> str:
+        return format_html('<span class="dialer-badge dialer-badge-{}">{}</span>', campaign.status,
+                           campaign.get_status_display())
+
+    @admin.display(description="Contacts to dial / all", ordering="contacts_pending")
+    def contacts_column(self, campaign: Campaign) -> str:
+        url = reverse("admin:campaigns_contact_changelist") + f"?campaign__id__exact={campaign.pk}"
+        return format_html('<a href="{}">{} / {}</a>', url, campaign.contacts_pending, campaign.contacts_total)
+
+    @admin.display(description="Live calls", ordering="calls_live_count")
+    def calls_live(self, campaign: Campaign) -> int:
+        return campaign.calls_live_count
+
+    @admin.display(description="Agents ready / signed in", ordering="agents_in")
+    def agents_column(self, campaign: Campaign) -> str:
+        return f"{campaign.agents_ready} / {campaign.agents_in}"
+
+    @admin.display(description="Abandoned (30 days)", ordering="abandoned_30d")
+    def abandonment_column(self, campaign: Campaign) -> str:
+        if not campaign.humans_30d:
+            return "-"
+        rate = campaign.abandoned_30d / campaign.humans_30d
+        css = "dialer-over-cap" if rate > campaign.max_abandon_rate else "dialer-under-cap"
+        return format_html('<span class="{}" title="{} abandoned of {} answered by a person; cap {} %">{} %</span>',
+                           css, campaign.abandoned_30d, campaign.humans_30d,
+                           f"{campaign.max_abandon_rate * 100:.1f}", f"{rate * 100:.1f}")
+
+    # -- status ---------------------------------------------------------------------------------------------
+
+    def _set_status(self, request: HttpRequest, campaigns, status: str, done_verb: str) -> None:
+        done, refused = [], []
+        for campaign in campaigns:
+            try:
+                services.campaign_set_status(campaign=campaign, status=status, by=request.user)
+            except IllegalAction as exc:
+                refused.append(f"{campaign.name}: {exc}")
+            else:
+                done.append(campaign.name)
+        if done:
+            self.message_user(request, f"{done_verb}: {', '.join(done)}.", messages.SUCCESS)
+        if refused:
+            self.message_user(request, "Not changed — " + "; ".join(refused) + ".", messages.WARNING)
+
+    @admin.action(description="Start (or resume) selected campaigns", permissions=["change"])
+    def start_campaigns(self, request, queryset):
+        self._set_status(request, queryset, Campaign.Status.RUNNING, "Running")
+
+    @admin.action(description="Pause selected campaigns", permissions=["change"])
+    def pause_campaigns(self, request, queryset):
+        self._set_status(request, queryset, Campaign.Status.PAUSED, "Paused")
+
+    @admin.action(description="End selected campaigns (hangs up their live calls)", permissions=["change"])
+    def end_campaigns(self, request, queryset):
+        self._set_status(request, queryset, Campaign.Status.ENDED, "Ended")
+
+    def get_urls(self):
+        urls = [path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
+                     name="campaigns_campaign_status")]
+        return urls + super().get_urls()
+
+    def status_view(self, request: HttpRequest, object_id: str):
+        """The Start / Pause / End buttons of the change page."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        campaign = self.get_object(request, object_id)
+        if campaign is None or not self.has_change_permission(request, campaign):
+            raise PermissionDenied
+        status = request.POST.get("status", "")
+        labels = {Campaign.Status.RUNNING: "Running", Campaign.Status.PAUSED: "Paused", Campaign.Status.ENDED: "Ended"}
+        if status not in labels:
+            return HttpResponseBadRequest("unknown status")
+        self._set_status(request, [campaign], status, labels[status])
+        return redirect("admin:campaigns_campaign_change", campaign.pk)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        buttons = []
+        if campaign is not None and self.has_change_permission(request, campaign):
+            buttons = {
+                Campaign.Status.DRAFT: [("running", "Start")],
+                Campaign.Status.RUNNING: [("paused", "Pause"), ("ended", "End")],
+                Campaign.Status.PAUSED: [("running", "Resume"), ("ended", "End")],
+            }.get(campaign.status, [])
+        extra_context = {**(extra_context or {}), "status_buttons": buttons,
+                         "can_import_contacts": request.user.has_perm("campaigns.add_contact")}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # -- saving ---------------------------------------------------------------------------------------------
+
+    def save_model(self, request, obj: Campaign, form, change: bool) -> None:
+        if not change:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not form.instance.disposition_codes.exists():
+            services.disposition_codes_create_defaults(campaign=form.instance)
+
+
+class CallInline(admin.TabularInline):
+    """A contact's calls, newest first (read only: calls change through the dialer)."""
+
+    model = Call
+    fk_name = "contact"
+    fields = ("created_at", "state", "outcome", "answered_by", "duration_s", "sid")
+    readonly_fields = fields
+    ordering = ("-created_at",)
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Contact)
+class ContactAdmin(admin.ModelAdmin):
+    form = ContactAdminForm
+    list_display = ("phone", "name", "company", "campaign", "status", "attempts", "last_outcome", "last_called_at",
+                    "next_attempt_at", "time_zone")
+    list_filter = ("campaign", "status", "last_outcome", "time_zone")
+    search_fields = ("phone", "name", "company", "email")
+    list_select_related = ("campaign",)
+    list_per_page = 100
+    raw_id_fields = ("callback_agent",)
+    readonly_fields = ("attempts", "last_outcome", "last_called_at", "created_at")
+    inlines = (CallInline,)
+    fieldsets = (
+        (None, {"fields": ("campaign", "phone", "name", "company", "email", "time_zone", "priority",
+                           "custom_fields")}),
+        ("Dialing", {"fields": ("status", "next_attempt_at", "callback_agent", "attempts", "last_outcome",
+                                "last_called_at", "created_at")}),
+    )
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        phone = phone_in_search(search_term, region=settings.DEFAULT_PHONE_REGION)
+        if phone:
+            found = found | queryset.filter(phone=phone)
+        return found, may_have_duplicates
+
+    def get_urls(self):
+        urls = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import")]
+        return urls + super().get_urls()
+
+    def import_view(self, request: HttpRequest):
+        """Upload a CSV file into a campaign and show what happened to every row."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        report = None
+        if request.method == "POST":
+            form = ContactImportForm(request.POST, request.FILES)
+            if form.is_valid():
+                data = form.cleaned_data
+                try:
+                    report = contacts_import_csv(campaign=data["campaign"], file=data["file"],
+                                                 default_region=data["default_region"],
+                                                 skip_invalid=data["skip_invalid"], added_by=request.user)
+                except ContactImportError as exc:
+                    form.add_error("file", str(exc))
+        else:
+            form = ContactImportForm(initial={"campaign": request.GET.get("campaign")})
+        issues = report.issues if report else []
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import contacts",
+            "form": form,
+            "report": report,
+            "campaign": form.cleaned_data.get("campaign") if report else None,
+            "issues": issues[:IMPORT_ISSUES_SHOWN],
+            "issues_hidden": max(len(issues) - IMPORT_ISSUES_SHOWN, 0),
+        }
+        return TemplateResponse(request, "admin/campaigns/contact/import.html", context)
+
+
+@admin.register(DoNotCall)
+class DoNotCallAdmin(admin.ModelAdmin):
+    form = DoNotCallAdminForm
+    list_display = ("phone", "scope", "reason", "added_by", "created_at")
+    list_filter = ("campaign",)
+    search_fields = ("phone", "reason")
+    list_select_related = ("campaign", "added_by")
+
+    @admin.display(description="Applies to", ordering="campaign__name")
+    def scope(self, entry: DoNotCall) -> str:
+        return entry.campaign.name if entry.campaign else "All campaigns"
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        phone = phone_in_search(search_term, region=settings.DEFAULT_PHONE_REGION)
+        if phone:
+            found = found | queryset.filter(phone=phone)
+        return found, may_have_duplicates
+
+    def save_model(self, request, obj: DoNotCall, form, change: bool) -> None:
+        if not change:
+            obj.added_by = request.user
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(AgentSession)
+class AgentSessionAdmin(admin.ModelAdmin):
+    """Who is working which campaign, and in what state. Read only; agents can be signed out."""
+
+    list_display = ("agent", "campaign", "state", "pause_reason", "in_room", "state_changed_at", "joined_at",
+                    "left_at")
+    list_filter = ("state", "campaign")
+    search_fields = ("agent__username", "agent__first_name", "agent__last_name", "campaign__name")
+    list_select_related = ("agent", "campaign")
+    actions = ("sign_out",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
+                         "show_save_and_add_another": False}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    @admin.action(description="Sign the selected agents out (their live calls are released)",
+                  permissions=["change"])
+    def sign_out(self, request, queryset):
+        signed_out = 0
+        for session in queryset.exclude(state=AgentSession.State.OFFLINE):
+            services.agent_leave(session=session)
+            signed_out += 1
+        self.message_user(request, f"Signed out {signed_out} agent(s).", messages.SUCCESS)
+
+
+@admin.register(Disposition)
+class DispositionAdmin(admin.ModelAdmin):
+    """What agents recorded after their calls. Read only: it is the record of what was said."""
+
+    list_display = ("created_at", "contact", "campaign", "agent", "code", "short_notes", "callback_at")
+    list_filter = ("contact__campaign", "code__label", "agent")
+    search_fields = ("contact__phone", "contact__name", "notes")
+    list_select_related = ("contact__campaign", "agent", "code")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Campaign", ordering="contact__campaign__name")
+    def campaign(self, disposition: Disposition) -> Campaign:
+        return disposition.contact.campaign
+
+    @admin.display(description="Notes")
+    def short_notes(self, disposition: Disposition) -> str:
+        notes = disposition.notes
+        return notes if len(notes) <= 80 else notes[:79] + "…"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+# -- user accounts ------------------------------------------------------------------------------------------
+
+User = get_user_model()
+
+
+class DialerUserAdmin(UserAdmin):
+    """Managers create and edit agent accounts; superuser powers stay with superusers: a manager cannot see or
+    edit a superuser, grant superuser status or hand out individual permissions."""
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset if request.user.is_superuser else queryset.filter(is_superuser=False)
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if request.user.is_superuser:
+            return fieldsets
+        hidden = {"is_superuser", "user_permissions"}
+        return [(name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+                for name, options in fieldsets]
+
+
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+admin.site.register(User, DialerUserAdmin)

@@ -1,0 +1,370 @@
+"""The admin as a sales manager uses it, and as an agent is kept out of it."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.apps import apps as django_apps
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
+from tests import factories
+from voice.models import Call, CallEvent, WebhookEvent
+
+pytestmark = pytest.mark.django_db
+
+groups_migration = importlib.import_module("campaigns.migrations.0003_groups")
+
+
+@pytest.fixture(autouse=True)
+def roles(db):
+    # A transactional test elsewhere may have flushed the database, and the groups' permissions with it.
+    if not Permission.objects.filter(group__name="Managers").exists():
+        groups_migration.sync_groups(django_apps)
+
+
+@pytest.fixture
+def manager_client(client, manager):
+    client.force_login(manager)
+    return client
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    client.force_login(agent)
+    return client
+
+
+@pytest.fixture
+def world(campaign, agent, manager):
+    """One row of every model the admin shows."""
+    contact = factories.make_contact(campaign=campaign, phone="+12025550123", name="Ada Lovelace")
+    session = factories.make_session(campaign=campaign, agent=agent, state=AgentSession.State.WRAP_UP)
+    call = Call.objects.create(campaign=campaign, contact=contact, sid="CA" + "1" * 32, state="ended",
+                               outcome="talked", answered_by="human", bridged_to=session, dialed_for=session,
+                               duration_s=42, ended_at=timezone.now())
+    webhook = WebhookEvent.objects.create(kind=WebhookEvent.Kind.STATUS, path="/api/voice/status",
+                                          call_sid=call.sid, params={"CallSid": call.sid, "CallStatus": "completed"},
+                                          headers={"X-Twilio-Signature": "abc"}, signature_valid=True,
+                                          status=WebhookEvent.Processing.PROCESSED)
+    event = CallEvent.objects.create(call=call, kind="status", from_state="connected", to_state="ended",
+                                     detail="the customer hung up", data={"CallStatus": "completed"}, webhook=webhook)
+    code = DispositionCode.objects.filter(campaign=campaign).first()
+    disposition = Disposition.objects.create(call=call, contact=contact, agent=agent, code=code, notes="Call back")
+    dnc = DoNotCall.objects.create(phone="+12025550199", reason="asked")
+    return {
+        Campaign: campaign, Contact: contact, AgentSession: session, Call: call, WebhookEvent: webhook,
+        CallEvent: event, Disposition: disposition, DoNotCall: dnc, get_user_model(): agent,
+        Group: Group.objects.get(name="Agents"),
+    }
+
+
+def admin_url(model, view: str, *args) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+# -- every page renders for a manager, none for an agent --------------------------------------------------------
+
+
+def test_every_registered_model_has_an_object_in_the_fixture(world):
+    assert set(admin.site._registry) == set(world)
+
+
+@pytest.mark.parametrize("model", list(admin.site._registry), ids=lambda m: m._meta.label)
+def test_a_manager_sees_every_list_and_every_record(manager_client, world, model):
+    assert manager_client.get(admin_url(model, "changelist")).status_code == 200
+    assert manager_client.get(admin_url(model, "change", world[model].pk)).status_code == 200
+
+
+@pytest.mark.parametrize("model", [Campaign, Contact, DoNotCall, get_user_model()], ids=lambda m: m._meta.label)
+def test_a_manager_can_open_the_add_pages_of_what_they_manage(manager_client, model):
+    assert manager_client.get(admin_url(model, "add")).status_code == 200
+
+
+@pytest.mark.parametrize("model", [Call, CallEvent, WebhookEvent, Disposition, AgentSession],
+                         ids=lambda m: m._meta.label)
+def test_what_the_dialer_records_cannot_be_added_by_hand(manager_client, model):
+    assert manager_client.get(admin_url(model, "add")).status_code == 403
+
+
+def test_a_call_cannot_be_edited_but_shows_its_timeline(manager_client, world):
+    call = world[Call]
+    url = admin_url(Call, "change", call.pk)
+    page = manager_client.get(url).content.decode()
+    assert "Timeline" in page
+    assert "the customer hung up" in page
+    assert 'name="_save"' not in page
+    assert manager_client.post(url, {"state": "created"}).status_code == 403
+    call.refresh_from_db()
+    assert call.state == "ended"
+
+
+def test_webhook_parameters_are_shown_pretty_printed(manager_client, world):
+    page = manager_client.get(admin_url(WebhookEvent, "change", world[WebhookEvent].pk)).content.decode()
+    assert "&quot;CallStatus&quot;: &quot;completed&quot;" in page
+
+
+@pytest.mark.parametrize("url", [
+    "/admin/",
+    "/admin/campaigns/campaign/",
+    "/admin/campaigns/contact/",
+    "/admin/campaigns/contact/import/",
+    "/admin/voice/call/",
+    "/admin/voice/webhookevent/",
+    "/admin/auth/user/",
+])
+def test_an_agent_is_sent_to_the_admin_login(agent_client, world, url):
+    response = agent_client.get(url)
+    assert response.status_code == 302
+    assert response["Location"].startswith("/admin/login/")
+
+
+def test_agents_have_no_permissions_and_managers_only_view_calls(manager, agent):
+    assert not agent.get_all_permissions()
+    assert manager.has_perm("campaigns.change_campaign")
+    assert manager.has_perm("campaigns.add_contact")
+    assert manager.has_perm("voice.view_call")
+    assert not manager.has_perm("voice.change_call")
+    assert manager.has_perm("voice.replay_webhookevent")
+    assert not manager.has_perm("voice.change_webhookevent")
+
+
+# -- campaign list ------------------------------------------------------------------------------------------------
+
+
+def test_the_campaign_list_shows_live_counts_and_the_abandonment_rate(manager_client, campaign):
+    contacts = [factories.make_contact(campaign=campaign) for _ in range(4)]
+    Contact.objects.filter(pk=contacts[0].pk).update(status=Contact.Status.DONE)
+    for state in (AgentSession.State.READY, AgentSession.State.PAUSED, AgentSession.State.OFFLINE):
+        factories.make_session(campaign=campaign, state=state)
+    Call.objects.create(campaign=campaign, contact=contacts[0], state="ended", outcome="talked", answered_by="human")
+    Call.objects.create(campaign=campaign, contact=contacts[0], state="ended", outcome="abandoned",
+                        answered_by="human")
+    Call.objects.create(campaign=campaign, contact=contacts[0], state="ended", outcome="machine",
+                        answered_by="machine_end_beep")
+    Call.objects.create(campaign=campaign, contact=contacts[1], state="ringing")
+
+    page = manager_client.get("/admin/campaigns/campaign/").content.decode()
+
+    assert ">3 / 4</a>" in page  # contacts to dial / all
+    assert "1 / 2" in page  # agents ready / signed in
+    assert '<td class="field-calls_live">1</td>' in page
+    assert "50.0 %" in page  # 1 abandoned of 2 answered by a person
+    assert "dialer-over-cap" in page  # above the 3 % cap
+
+
+def test_the_campaign_list_costs_the_same_queries_for_one_campaign_or_many(manager_client, campaign):
+    def count_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert manager_client.get("/admin/campaigns/campaign/").status_code == 200
+        return len(queries)
+
+    one = count_queries()
+    for _ in range(5):
+        other = factories.make_campaign(codes=False)
+        factories.make_contact(campaign=other)
+        factories.make_session(campaign=other)
+    assert count_queries() == one
+
+
+def test_campaigns_are_paused_and_resumed_from_the_list(manager_client, campaign):
+    response = manager_client.post("/admin/campaigns/campaign/", {
+        "action": "pause_campaigns", "_selected_action": [campaign.pk]}, follow=True)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.PAUSED
+    assert "Paused: " in response.content.decode()
+
+    manager_client.post("/admin/campaigns/campaign/", {"action": "start_campaigns", "_selected_action": [campaign.pk]})
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.RUNNING
+
+
+def test_an_ended_campaign_cannot_be_started_and_the_manager_is_told(manager_client):
+    ended = factories.make_campaign(status=Campaign.Status.ENDED, codes=False)
+    response = manager_client.post("/admin/campaigns/campaign/", {
+        "action": "start_campaigns", "_selected_action": [ended.pk]}, follow=True)
+    ended.refresh_from_db()
+    assert ended.status == Campaign.Status.ENDED
+    assert "Not changed" in response.content.decode()
+
+
+def test_the_change_page_has_status_buttons_that_work(manager_client, campaign):
+    url = admin_url(Campaign, "change", campaign.pk)
+    page = manager_client.get(url).content.decode()
+    assert 'value="paused"' in page and 'value="ended"' in page
+    assert f"/admin/campaigns/contact/import/?campaign={campaign.pk}" in page
+
+    response = manager_client.post(reverse("admin:campaigns_campaign_status", args=[campaign.pk]),
+                                   {"status": "ended"})
+    assert response.status_code == 302
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.ENDED
+    assert 'value="running"' not in manager_client.get(url).content.decode()
+
+
+def campaign_form_data(**overrides) -> dict:
+    data = {
+        "name": "Spring outreach", "caller_id": "(202) 555-0100", "dial_mode": "parallel", "lines_per_agent": 3,
+        "ring_timeout_s": 25, "min_ring_s": 15, "auto_ready": "on", "amd_mode": "DetectMessageEnd",
+        "amd_unknown_policy": "connect", "voicemail_audio_url": "", "voicemail_text": "", "hold_audio_url": "",
+        "amd_timeout_s": 30, "amd_speech_threshold_ms": 2400, "amd_speech_end_threshold_ms": 1200,
+        "amd_silence_timeout_ms": 5000, "max_hold_s": 2, "max_abandon_rate": "3", "safe_harbor_text": "Sorry.",
+        "safe_harbor_audio_url": "", "window_start": "09:00", "window_end": "20:00", "window_days": ["1", "3", "5"],
+        "max_attempts": 3, "retry_no_answer_min": 240, "retry_busy_min": 30, "retry_machine_min": 1440,
+        "retry_abandoned_min": 0, "retry_failed_min": 1440, "callbacks_to_same_agent": "on",
+        "disposition_codes-TOTAL_FORMS": 0, "disposition_codes-INITIAL_FORMS": 0,
+        "disposition_codes-MIN_NUM_FORMS": 0, "disposition_codes-MAX_NUM_FORMS": 1000,
+    }
+    data.update(overrides)
+    return data
+
+
+def test_a_manager_creates_a_campaign_with_days_percent_and_default_dispositions(manager_client, manager, agent):
+    response = manager_client.post(admin_url(Campaign, "add"), campaign_form_data(agents=[agent.pk]))
+    assert response.status_code == 302, response.content.decode()[:3000]
+    campaign = Campaign.objects.get(name="Spring outreach")
+    assert campaign.window_days == [1, 3, 5]
+    assert campaign.max_abandon_rate == pytest.approx(0.03)
+    assert campaign.caller_id == "+12025550100"
+    assert campaign.status == Campaign.Status.DRAFT
+    assert campaign.created_by == manager
+    assert list(campaign.agents.all()) == [agent]
+    assert campaign.disposition_codes.count() >= 3
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("ring_timeout_s", 10, "15"),
+    ("window_end", "08:00", "must end after it starts"),
+    ("window_days", [], "This field is required"),
+    ("caller_id", "12", "too short"),
+])
+def test_the_campaign_form_explains_what_is_wrong(manager_client, field, value, message):
+    response = manager_client.post(admin_url(Campaign, "add"), campaign_form_data(**{field: value}))
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not Campaign.objects.filter(name="Spring outreach").exists()
+
+
+def test_the_campaign_form_shows_the_cap_in_percent_and_the_days_ticked(manager_client, campaign):
+    page = manager_client.get(admin_url(Campaign, "change", campaign.pk)).content.decode()
+    assert 'name="max_abandon_rate" value="3.0"' in page or 'name="max_abandon_rate" value="3"' in page
+    assert page.count('name="window_days"') == 7
+    assert page.count('name="window_days" value="') == 7
+    assert "checked" in page
+
+
+# -- contacts, do-not-call, users -----------------------------------------------------------------------------------
+
+
+def test_contacts_are_found_by_the_number_as_people_write_it(manager_client, world):
+    page = manager_client.get("/admin/campaigns/contact/", {"q": "(202) 555-0123"}).content.decode()
+    assert "Ada Lovelace" in page
+    assert "0 of 1 selected" in page  # exactly one row listed
+
+
+def test_a_do_not_call_entry_is_stored_in_e164_with_who_added_it(manager_client, manager):
+    response = manager_client.post(admin_url(DoNotCall, "add"), {"phone": "202-555-0142", "reason": "asked"})
+    assert response.status_code == 302
+    entry = DoNotCall.objects.get(phone="+12025550142")
+    assert entry.added_by == manager
+    assert entry.campaign is None
+
+
+def test_a_number_already_on_the_list_is_refused_with_a_message(manager_client):
+    DoNotCall.objects.create(phone="+12025550142")
+    response = manager_client.post(admin_url(DoNotCall, "add"), {"phone": "(202) 555-0142", "reason": "again"})
+    assert response.status_code == 200
+    assert "errornote" in response.content.decode()
+    assert DoNotCall.objects.filter(phone="+12025550142").count() == 1
+
+
+def test_a_manager_cannot_see_superusers_or_grant_superuser_status(manager_client):
+    root = get_user_model().objects.create_superuser("root", "root@example.com", "pw-123456789")
+    assert "root" not in manager_client.get("/admin/auth/user/").content.decode()
+    assert manager_client.get(admin_url(get_user_model(), "change", root.pk)).status_code == 302
+    agent = factories.make_user(username="newagent")
+    page = manager_client.get(admin_url(get_user_model(), "change", agent.pk)).content.decode()
+    assert 'name="is_superuser"' not in page
+    assert 'name="user_permissions"' not in page
+    assert 'name="is_staff"' in page
+
+
+def test_an_agent_can_be_signed_out_from_the_sessions_list(manager_client, campaign, agent):
+    session = factories.make_session(campaign=campaign, agent=agent, state=AgentSession.State.READY)
+    manager_client.post("/admin/campaigns/agentsession/", {"action": "sign_out", "_selected_action": [session.pk]})
+    session.refresh_from_db()
+    assert session.state == AgentSession.State.OFFLINE
+
+
+def test_failed_webhooks_can_be_replayed(manager_client):
+    event = WebhookEvent.objects.create(kind=WebhookEvent.Kind.STATUS, path="/api/voice/status",
+                                        call_sid="CA" + "9" * 32, params={"CallSid": "CA" + "9" * 32,
+                                                                          "CallStatus": "completed"},
+                                        signature_valid=True, status=WebhookEvent.Processing.FAILED)
+    response = manager_client.post("/admin/voice/webhookevent/", {
+        "action": "replay", "_selected_action": [event.pk]}, follow=True)
+    assert "Replayed 1 webhook(s)" in response.content.decode()
+    event.refresh_from_db()
+    assert event.attempts == 1
+    assert event.status != WebhookEvent.Processing.FAILED
+
+
+# -- the import page ------------------------------------------------------------------------------------------------
+
+
+def upload(text: str) -> SimpleUploadedFile:
+    return SimpleUploadedFile("contacts.csv", text.encode(), content_type="text/csv")
+
+
+def test_the_import_page_is_linked_and_preselects_the_campaign(manager_client, campaign):
+    changelist = manager_client.get("/admin/campaigns/contact/").content.decode()
+    assert "/admin/campaigns/contact/import/" in changelist
+    page = manager_client.get(f"/admin/campaigns/contact/import/?campaign={campaign.pk}").content.decode()
+    assert f'<option value="{campaign.pk}" selected>' in page
+    assert '<option value="US" selected>' in page
+
+
+def test_a_manager_imports_a_file_and_sees_the_report_with_row_numbers(manager_client, campaign):
+    DoNotCall.objects.create(phone="+12025550103")
+    response = manager_client.post("/admin/campaigns/contact/import/", {
+        "campaign": campaign.pk, "default_region": "US", "skip_invalid": "on",
+        "file": upload("Phone,Name,Plan\n(202) 555-0101,Ada,gold\nnope,Bad,\n+12025550103,Blocked,\n"
+                       "202-555-0101,Again,\n+12025550102,Bob,\n"),
+    })
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "2 contacts added" in page
+    assert "<td>3</td><td>nope</td>" in page
+    assert "on the do-not-call list for all campaigns" in page
+    assert "is also on row 2" in page
+    assert set(Contact.objects.filter(campaign=campaign).values_list("phone", flat=True)) == {
+        "+12025550101", "+12025550102"}
+
+
+def test_a_file_with_a_bad_row_imports_nothing_unless_told_to_skip(manager_client, campaign):
+    response = manager_client.post("/admin/campaigns/contact/import/", {
+        "campaign": campaign.pk, "default_region": "US",
+        "file": upload("Phone\n+12025550101\n+1 555 010 0000\n"),
+    })
+    page = response.content.decode()
+    assert "Nothing was imported" in page
+    assert "not a valid number for US" in page
+    assert not Contact.objects.filter(campaign=campaign).exists()
+
+
+def test_a_file_without_a_phone_column_is_explained_on_the_form(manager_client, campaign):
+    response = manager_client.post("/admin/campaigns/contact/import/", {
+        "campaign": campaign.pk, "default_region": "US", "file": upload("Name,Company\nAda,Engines\n"),
+    })
+    assert response.status_code == 200
+    assert "The file has no phone column" in response.content.decode()
+    assert not Contact.objects.filter(campaign=campaign).exists()
