@@ -17,7 +17,7 @@ from django.utils import timezone
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from realtime import events
-from voice import gateway, states
+from voice import dialer, gateway, states
 from voice import services as call_services
 from voice.models import Call
 
@@ -68,6 +68,8 @@ def campaign_set_status(*, campaign: Campaign, status: str, by=None) -> Campaign
         locked.status = status
         locked.save(update_fields=["status", "updated_at"])
         events.publish_campaign(locked)
+        if status == Campaign.Status.RUNNING:
+            dialer.wake()
         if status == Campaign.Status.ENDED:
             AgentSession.objects.filter(campaign=locked).exclude(state=State.OFFLINE).update(
                 state=State.OFFLINE, in_room=False, left_at=timezone.now(), version=F("version") + 1)
@@ -123,6 +125,8 @@ def _set_state(session: AgentSession, state: str, *, reason: str = "") -> None:
     session.save(update_fields=["state", "pause_reason", "state_changed_at", "version", "in_room",
                                 "agent_call_sid", "joined_at", "left_at", "conference_room"])
     events.publish_agent(session)
+    if state == State.READY:
+        dialer.wake()
 
 
 def agent_join(*, user, campaign: Campaign) -> tuple[AgentSession, Softphone]:

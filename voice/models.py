@@ -126,3 +126,14 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_state}->{self.to_state}"
+
+
+class DialThrottle(models.Model):
+    """The account's calls-per-second budget, shared by every dialer worker: a token bucket in one row."""
+
+    key = models.CharField(max_length=32, primary_key=True)
+    tokens = models.FloatField(default=0.0)
+    updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.tokens:.2f} tokens"

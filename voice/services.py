@@ -160,6 +160,8 @@ def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: d
     )
     if result.changed or "answered_by" in fields:
         events.publish_call(call)
+    if result.changed and call.state == State.ENDED:
+        _wake_dialer()  # a line is free: the pacer may dial again at once
     for action in after:
         transaction.on_commit(action)
 
@@ -204,6 +206,14 @@ def _session_set_state(session: AgentSession, state: str, now: dt.datetime) -> N
         session.pause_reason = ""
     session.save(update_fields=["state", "state_changed_at", "version", "pause_reason"])
     events.publish_agent(session)
+    if state == AgentSession.State.READY:
+        _wake_dialer()
+
+
+def _wake_dialer() -> None:
+    from voice.dialer import wake  # the worker module sits above this one
+
+    wake()
 
 
 # -- effects that talk to Twilio (after commit, no locks held) --------------------------------------
