@@ -1,23 +1,67 @@
-"""`python manage.py demo`: migrate, seed the demo campaign and logins, and serve the app."""
+"""`python manage.py demo`: the whole product on embedded defaults, in one process.
+
+Migrates, seeds the demo campaign and logins, starts the Twilio sandbox, points the app at it, starts
+the dialer, and serves the app. Ctrl-C stops everything; running it again reuses the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from campaigns.demo import LOGINS, demo_seed
+from voice import gateway
+from voice.dialer import Dialer
+
+log = logging.getLogger("dialer.demo")
 
 
 class Command(BaseCommand):
-    help = "Run the demo on embedded defaults: migrate, seed, serve."
+    help = "Run the demo: SQLite (or DATABASE_URL), in-memory channels, the Twilio sandbox, the dialer, the web app."
 
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument("--sandbox-port", type=int, default=8100)
+        parser.add_argument("--time-scale", type=float, default=1.0,
+                            help="sandbox speed: 1 = real time; 5 = calls play out five times faster")
+        parser.add_argument("--seed", type=int, default=None)
 
-    def handle(self, *args, port, **options):
+    def handle(self, *args, port, sandbox_port, time_scale, seed, **options):
+        from voice.sandbox import Sandbox, SandboxConfig  # only the demo wires the sandbox into the app
+
         call_command("migrate", verbosity=0, interactive=False)
         campaign = demo_seed()
-        self.stdout.write(self.style.SUCCESS(f"Demo campaign: {campaign.name} ({campaign.contacts.count()} contacts)"))
+        settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
+        sandbox = Sandbox(SandboxConfig(
+            port=sandbox_port, account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
+            application_sid=settings.TWILIO_TWIML_APP_SID, cps=max(1.0, settings.TWILIO_CPS),
+            time_scale=time_scale, seed=seed,
+        ))
+        sandbox.start()
+        settings.TWILIO_API_BASE_URL = sandbox.base_url
+        settings.TWILIO_SANDBOX = True
+        gateway._client_for.cache_clear()
+
+        stop = threading.Event()
+        worker = threading.Thread(target=Dialer(tick_s=0.5).run, args=(stop,), name="dialer", daemon=True)
+        worker.start()
+
+        out = self.stdout
+        out.write(self.style.SUCCESS(f"Dialer demo: {campaign.name} ({campaign.contacts.count()} contacts)"))
+        out.write(f"  app      {settings.PUBLIC_BASE_URL}/")
         for username, password, manager in LOGINS:
-            self.stdout.write(f"  {'manager' if manager else 'agent':8} login: {username} / {password}")
-        self.stdout.write(f"Open {settings.PUBLIC_BASE_URL}/ (Ctrl-C stops)")
-        call_command("runserver", f"127.0.0.1:{port}", use_reloader=False)
+            role = "manager" if manager else "agent"
+            out.write(f"  {role:8} {username} / {password}")
+        out.write(f"  sandbox  {sandbox.base_url}/sandbox/  (simulated calls, live)")
+        out.write("Log in as the agent, press Ready, and the dialer starts calling. Ctrl-C stops everything.")
+        try:
+            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, skip_checks=True)
+        finally:
+            stop.set()
+            worker.join(timeout=5)
+            sandbox.stop()
+            out.write("demo stopped")
