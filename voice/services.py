@@ -150,7 +150,10 @@ def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: d
             setattr(call, stamp, now)
             fields.add(stamp)
     after: list[Callable[[], None]] = []
-    for effect in result.effects:
+    # Twilio requests are registered first so they leave before realtime events and wake-ups: the
+    # human on hold waits for the redirect, the screens can wait a millisecond more.
+    rest_first = sorted(result.effects, key=lambda effect: effect not in REST_EFFECTS)
+    for effect in rest_first:
         _effect_in_transaction(effect, call, result, locked, now, fields, after)
     call.save(update_fields=sorted(fields))
     CallEvent.objects.create(
@@ -194,7 +197,7 @@ def _effect_in_transaction(effect: Effect, call: Call, result: states.Transition
         session_id = result.agent
         after.append(lambda: calls_release_siblings(session_id=session_id))
     elif effect in REST_EFFECTS:
-        after.append(lambda: _run_rest_effect(effect, call.pk))
+        transaction.on_commit(lambda: _run_rest_effect(effect, call.pk))
 
 
 def _session_set_state(session: AgentSession, state: str, now: dt.datetime) -> None:
