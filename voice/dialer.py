@@ -64,27 +64,29 @@ def wake() -> None:
 # -- the snapshot the decision reads ----------------------------------------------------------------
 
 
-def _agent_view(session: AgentSession, now: dt.datetime) -> pacing.AgentView:
-    state = session.state
-    if state == AgentSession.State.READY and not session.in_room:
+def _seconds_since(moment: dt.datetime | None, now: dt.datetime) -> float:
+    return max(0.0, (now - moment).total_seconds()) if moment else 0.0
+
+
+def _agent_view(pk: int, state: str, in_room: bool, changed_at: dt.datetime | None,
+                now: dt.datetime) -> pacing.AgentView:
+    if state == AgentSession.State.READY and not in_room:
         state = AgentSession.State.PAUSED  # no softphone in the room: cannot take a customer
-    since = session.state_changed_at or now
-    return pacing.AgentView(agent_id=session.pk, state=state, state_s=max(0.0, (now - since).total_seconds()))
+    return pacing.AgentView(agent_id=pk, state=state, state_s=_seconds_since(changed_at, now))
 
 
-def _line_view(call: Call, now: dt.datetime) -> pacing.LineView:
-    if call.state in (State.CREATED, State.DIALING):
-        state = "dialing"
-    elif call.state == State.RINGING:
-        state = "ringing"
-    elif call.answered_by:
-        state = "holding"  # a human waiting for an agent
+def _line_view(pk: int, state: str, answered_by: str, ringing_at: dt.datetime | None,
+               answered_at: dt.datetime | None, dialed_for: int | None, now: dt.datetime) -> pacing.LineView:
+    if state in (State.CREATED, State.DIALING):
+        kind = "dialing"
+    elif state == State.RINGING:
+        kind = "ringing"
+    elif answered_by:
+        kind = "holding"  # a human waiting for an agent
     else:
-        state = "answered"
-    ringing_s = (now - call.ringing_at).total_seconds() if call.ringing_at else 0.0
-    answered_s = (now - call.answered_at).total_seconds() if call.answered_at else 0.0
-    return pacing.LineView(line_id=call.pk, state=state, ringing_s=max(0.0, ringing_s),
-                           answered_s=max(0.0, answered_s), agent_id=call.dialed_for_id)
+        kind = "answered"
+    return pacing.LineView(line_id=pk, state=kind, ringing_s=_seconds_since(ringing_at, now),
+                           answered_s=_seconds_since(answered_at, now), agent_id=dialed_for)
 
 
 def pacing_settings(campaign: Campaign) -> pacing.PacingSettings:
@@ -217,16 +219,19 @@ class Dialer:
         campaigns = {c.pk: c for c in Campaign.objects.filter(status=Campaign.Status.RUNNING)}
         if not campaigns:
             return {}
+        # Plain tuples, not model instances: at a thousand agents the ORM's objects cost more than the decision.
         sessions = defaultdict(list)
-        for session in AgentSession.objects.filter(campaign_id__in=campaigns).exclude(
-                state=AgentSession.State.OFFLINE).only("pk", "campaign_id", "state", "in_room", "state_changed_at"):
-            sessions[session.campaign_id].append(_agent_view(session, now))
+        rows = (AgentSession.objects.filter(campaign_id__in=campaigns).exclude(state=AgentSession.State.OFFLINE)
+                .values_list("campaign_id", "pk", "state", "in_room", "state_changed_at"))
+        for campaign_id, *agent in rows:
+            sessions[campaign_id].append(_agent_view(*agent, now))
         lines = defaultdict(list)
         live = (Call.objects.filter(campaign_id__in=campaigns, bridged_to__isnull=True)
                 .exclude(state__in=[State.ENDED, State.RELEASING, State.VOICEMAIL])
-                .only("pk", "campaign_id", "state", "answered_by", "ringing_at", "answered_at", "dialed_for_id"))
-        for call in live:
-            lines[call.campaign_id].append(_line_view(call, now))
+                .values_list("campaign_id", "pk", "state", "answered_by", "ringing_at", "answered_at",
+                             "dialed_for_id"))
+        for campaign_id, *line in live:
+            lines[campaign_id].append(_line_view(*line, now))
         decisions = {}
         for pk, campaign in campaigns.items():
             if not sessions[pk]:
