@@ -60,7 +60,7 @@ class CampaignAdmin(admin.ModelAdmin):
     list_display_links = ("name",)
     list_filter = ("status", "dial_mode")
     search_fields = ("name",)
-    actions = ("start_campaigns", "pause_campaigns", "end_campaigns")
+    actions = ("start_campaigns", "pause_campaigns", "end_campaigns", "simulate_pacing")
     filter_horizontal = ("agents",)
     readonly_fields = ("status", "created_by", "created_at", "updated_at")
     inlines = (DispositionCodeInline,)
@@ -167,6 +167,22 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.action(description="End selected campaigns (hangs up their live calls)", permissions=["change"])
     def end_campaigns(self, request, queryset):
         self._set_status(request, queryset, Campaign.Status.ENDED, "Ended")
+
+    @admin.action(description="Simulate pacing on the campaign's own statistics", permissions=["view"])
+    def simulate_pacing(self, request, queryset):
+        """Conversations per agent-hour and abandonment under each mode, for the campaign's team size."""
+        from voice.selectors import pacing_preview
+
+        for campaign in queryset[:3]:
+            agents = max(1, campaign.agents.count())
+            results = pacing_preview(campaign=campaign, agents=agents)
+            rows = "; ".join(
+                f"{r.mode}{f' {r.lines} lines' if r.mode == 'parallel' else ''}: "
+                f"{r.conversations_per_agent_hour:.1f} conv/agent-h, {r.abandon_rate:.1%} abandoned"
+                for r in results
+            )
+            self.message_user(request, f"{campaign.name} ({agents} agents, cap {campaign.max_abandon_rate:.0%}, "
+                                       f"bound {results[0].upper_bound:.1f}) — {rows}", messages.INFO)
 
     def get_urls(self):
         urls = [path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),

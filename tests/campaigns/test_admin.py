@@ -368,3 +368,21 @@ def test_a_file_without_a_phone_column_is_explained_on_the_form(manager_client, 
     assert response.status_code == 200
     assert "The file has no phone column" in response.content.decode()
     assert not Contact.objects.filter(campaign=campaign).exists()
+
+
+def test_manager_simulates_pacing_on_a_campaigns_statistics(db, monkeypatch):
+    from django.test import Client
+
+    monkeypatch.setattr("voice.selectors.PREVIEW_AGENT_HOURS", 2.0)
+
+    from tests import factories
+
+    manager = factories.make_user(manager=True, is_superuser=True)
+    campaign = factories.make_campaign(agents=[factories.make_user(), factories.make_user()])
+    client = Client()
+    client.force_login(manager)
+    response = client.post("/admin/campaigns/campaign/", {"action": "simulate_pacing",
+                                                          "_selected_action": [campaign.pk]}, follow=True)
+    text = response.content.decode()
+    assert response.status_code == 200
+    assert "conv/agent-h" in text and "predictive" in text and "parallel 3 lines" in text
