@@ -34,8 +34,8 @@ os.environ.setdefault("LOG_LEVEL", "ERROR")
 
 # Which app outcomes agree with the line's final status in the sandbox.
 AGREES = {
-    "busy": {"busy", "canceled"},
-    "no-answer": {"no_answer", "canceled"},
+    "busy": {"busy"},
+    "no-answer": {"no_answer"},
     "failed": {"failed"},
     "canceled": {"canceled"},
     "completed": {"talked", "machine", "voicemail_left", "fax", "abandoned", "hung_up_on_hold"},
@@ -78,7 +78,7 @@ def main() -> int:
 
     population = Population(human=0.2, machine=0.3, fax=0.02, unknown=0.02, no_answer=0.36, busy=0.05,
                             failed=0.05, human_pickup_s=(2, 10), machine_pickup_s=(3, 12), talk_mean_s=40,
-                            talk_cv=0.6, patience_s=(20, 60))
+                            talk_cv=0.6, patience_s=(150, 300))
     app, saved = start_live_app(time_scale=args.time_scale, cps=50.0, seed=args.seed, population=population,
                                 duplicate_rate=args.duplicate_rate, jitter_s=args.jitter,
                                 drop_status_rate=args.drop, rest_error_rate=args.rest_errors,

@@ -580,7 +580,8 @@ def _overdue(call: Call, quiet: dt.timedelta, margin: dt.timedelta) -> bool:
     if call.state in (State.CREATED, State.DIALING, State.RINGING):
         return quiet > ring + margin
     if call.state == State.CONNECTED:
-        return quiet > dt.timedelta(hours=4)
+        # Talks are long and quiet; a fetch every few minutes is cheap and catches a lost hang-up.
+        return quiet > dt.timedelta(minutes=10)
     return quiet > dt.timedelta(seconds=call.campaign.amd_timeout_s) + margin
 
 

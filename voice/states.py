@@ -254,8 +254,11 @@ def transition(call: CallView, fact: Fact) -> Transition:
                 return _to(call, State.CONNECTED)
             return _ignore(call, "join outside bridging")
         case LeftConference():
-            # The leg leaves the room only when it hangs up or is redirected; the status callback
-            # that follows closes it, with the outcome already decided by the state it ends from.
+            if call.state is State.CONNECTED:
+                # We never move a connected leg out of the room, so leaving it means the customer hung
+                # up: the talk is over even if the final status callback never comes (Twilio does not
+                # retry those). The status, when it arrives, only fills in the duration.
+                return _to(call, State.ENDED, Outcome.TALKED, Effect.AGENT_WRAP_UP)
             return _ignore(call, "left the conference; the final status closes the call")
         case RedirectFailed(already_ended=True):
             return _on_gone(call)
@@ -336,6 +339,8 @@ def _on_final_status(call: CallView, status: str, seq: int | None) -> Transition
     outcome = call.outcome
     if outcome is Outcome.NONE:  # no decision on record: go by what Twilio says
         outcome = STATUS_TO_OUTCOME.get(status, Outcome.HUNG_UP_ON_HOLD)
+    if outcome is Outcome.CANCELED and status in ("busy", "no-answer", "failed"):
+        outcome = STATUS_TO_OUTCOME[status]  # the line ended on its own before our cancel landed
     if outcome is Outcome.CANCELED and status == "completed":
         outcome = Outcome.HUNG_UP_ON_HOLD
     effects = (Effect.AGENT_WRAP_UP,) if call.has_agent and outcome is Outcome.TALKED else ()

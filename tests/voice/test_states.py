@@ -214,6 +214,22 @@ def test_redirect_fails_because_the_callee_already_hung_up():
     assert Effect.AGENT_FREE in result.effects
 
 
+def test_customer_leaving_the_room_ends_the_talk_even_without_a_final_status():
+    call = view(State.CONNECTED, answered_by="human", has_agent=True)
+    result = transition(call, LeftConference())
+    assert result.state is State.ENDED and result.outcome is Outcome.TALKED
+    assert Effect.AGENT_WRAP_UP in result.effects
+    releasing = view(State.RELEASING, outcome=Outcome.TALKED, answered_by="human", has_agent=True)
+    assert not transition(releasing, LeftConference()).changed
+
+
+@pytest.mark.parametrize("status", ["busy", "no-answer", "failed"])
+def test_a_line_that_ends_on_its_own_before_our_cancel_keeps_its_own_outcome(status):
+    result = transition(view(State.RELEASING, outcome=Outcome.CANCELED, twiml_fetched=False),
+                        Status(status=status, sequence=3))
+    assert result.outcome is states.STATUS_TO_OUTCOME[status]
+
+
 def test_talk_ends_in_wrap_up():
     call = view(State.CONNECTED, answered_by="human", has_agent=True)
     result = transition(call, Status(status="completed", sequence=5))
