@@ -4,7 +4,7 @@ import os
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 # Race tests run 16 threads at once, each with its own connection.
-os.environ.setdefault("DATABASE_POOL_MAX", "40")
+os.environ.setdefault("DATABASE_POOL_MAX", "30")
 
 from dialer.settings import *  # noqa: F403
 
