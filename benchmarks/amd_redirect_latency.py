@@ -13,19 +13,13 @@ Prints the distribution in milliseconds.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
 import urllib.parse
 import urllib.request
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dialer.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from _bench import bench_database
 
 
 def main() -> int:
@@ -33,17 +27,13 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--agents", type=int, default=20)
     args = parser.parse_args()
+    with bench_database():
+        return run(args)
 
-    import django
 
-    django.setup()
+def run(args) -> int:
     from django.conf import settings
-    from django.db import connection
     from twilio.request_validator import RequestValidator
-
-    settings.DATABASES["default"]["TEST"].update({"NAME": "dialer_bench"})
-    connection.settings_dict["TEST"]["NAME"] = "dialer_bench"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
 
     from campaigns.models import AgentSession
     from tests import factories
@@ -99,7 +89,6 @@ def main() -> int:
     print(f"AMD human webhook -> redirect REST request, {len(latencies_ms)} calls, {args.agents} agents ready")
     print(f"  p50 {pct(50):.1f} ms   p90 {pct(90):.1f} ms   p99 {pct(99):.1f} ms   max {latencies_ms[-1]:.1f} ms   "
           f"mean {statistics.mean(latencies_ms):.1f} ms")
-    connection.creation.destroy_test_db("dialer_bench", verbosity=0)
     return 0
 
 

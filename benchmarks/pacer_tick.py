@@ -11,18 +11,12 @@ each campaign's measured statistics (cached for 30 s), so it is reported apart. 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dialer.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("LOG_LEVEL", "WARNING")
+from _bench import bench_database
 
 
 def main() -> int:
@@ -32,18 +26,13 @@ def main() -> int:
     parser.add_argument("--ticks", type=int, default=50)
     parser.add_argument("--mode", default="predictive", choices=["predictive", "parallel", "progressive"])
     args = parser.parse_args()
+    with bench_database():
+        return run(args)
 
-    import django
 
-    django.setup()
-    from django.conf import settings
+def run(args) -> int:
     from django.contrib.auth import get_user_model
-    from django.db import connection
     from django.utils import timezone
-
-    settings.DATABASES["default"]["TEST"].update({"NAME": "dialer_bench"})
-    connection.settings_dict["TEST"]["NAME"] = "dialer_bench"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
 
     from campaigns.models import AgentSession, Campaign, Contact
     from voice.dialer import Dialer
@@ -88,8 +77,6 @@ def main() -> int:
     print(f"  first tick (computes every campaign's statistics): {cold_ms:.0f} ms")
     print(f"  warm ticks: p50 {timings[len(timings) // 2]:.1f} ms   p90 {timings[int(len(timings) * 0.9)]:.1f} ms   "
           f"max {timings[-1]:.1f} ms   mean {statistics.mean(timings):.1f} ms")
-    connection.close()
-    connection.creation.destroy_test_db("dialer_bench", verbosity=0)
     return 0
 
 

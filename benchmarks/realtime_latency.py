@@ -10,10 +10,16 @@ client has the parsed event (same machine, same clock). Also shown: HTTP request
 page has the event (what the agent perceives after a click).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/realtime_latency.py \
-        [--agents 50] [--wallboards 5] [--actions 1000] [--rate 50] [--toggles 20]
+        [--agents 50] [--wallboards 5] [--actions 600] [--rate 20] [--toggles 20] [--servers 1]
 
 The database named in DATABASE_URL is not touched: a `<name>_realtime_bench` database is created next to it
-and dropped at the end. With REDIS_URL set, the server uses channels-redis instead of the in-memory layer.
+and dropped at the end. With REDIS_URL set, the server uses channels-redis instead of the in-memory layer;
+`--servers 2` (needs REDIS_URL) puts the HTTP requests on one daphne and the sockets on another.
+
+Why that matters: one daphne runs every sync view in one thread, and a busy view thread starves the event loop
+that feeds the sockets (the GIL). Past ~30 requests/s on a 2-core machine the wallboards (which get every
+event) fall seconds behind and the in-memory layer starts dropping their messages (capacity 100 per page);
+with the sockets on their own process the same load stays within a few hundred ms and loses nothing.
 """
 
 from __future__ import annotations
@@ -124,6 +130,27 @@ def teardown_database(database: dict) -> None:
     connection.creation.destroy_test_db(database["old_name"], verbosity=0)
 
 
+def start_servers(bench_name: str, count: int) -> list[tuple[subprocess.Popen, str]]:
+    servers = []
+    try:
+        for _ in range(count):
+            servers.append(start_server(bench_name))
+    except BaseException:
+        stop_servers(servers)
+        raise
+    return servers
+
+
+def stop_servers(servers: list[tuple[subprocess.Popen, str]]) -> None:
+    for server, _host in servers:
+        server.terminate()
+    for server, _host in servers:
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
 def start_server(bench_name: str) -> tuple[subprocess.Popen, str]:
     from django.conf import settings
 
@@ -162,7 +189,7 @@ class Page:
         self.arrivals: dict[tuple, float] = {}  # (type, id, version) -> received (time.time())
         self.ready = asyncio.Event()
 
-    async def run(self, session, host: str, path: str) -> None:
+    async def run(self, session, host: str, path: str, campaign_id: int) -> None:
         headers = {"Origin": f"http://{host}", "Cookie": f"sessionid={self.cookie}"}
         async with session.ws_connect(f"ws://{host}{path}", headers=headers, heartbeat=None) as ws:
             async for message in ws:
@@ -172,13 +199,14 @@ class Page:
                     self.snapshot = event
                     self.ready.set()
                     continue
-                if event["type"] == "pong":
-                    continue
+                if event["type"] == "pong" or event.get("campaign", event["id"]) != campaign_id:
+                    continue  # a shared Redis may carry another run's groups
                 self.samples.append((event["type"], now * 1000 - event["sent_at"], event))
                 self.arrivals[(event["type"], event["id"], event["version"])] = now
 
 
-async def bench(args, host: str, campaign_id: int, agent_cookies: list[str], manager_cookies: list[str]) -> dict:
+async def bench(args, hosts: list[str], campaign_id: int, agent_cookies: list[str],
+                manager_cookies: list[str]) -> dict:
     import aiohttp
 
     csrf = "benchcsrftoken0123456789abcdefgh"  # any 32-character secret: sent as cookie and header
@@ -186,16 +214,22 @@ async def bench(args, host: str, campaign_id: int, agent_cookies: list[str], man
     async with aiohttp.ClientSession(connector=connector) as session:
         consoles = [Page("console", i, c) for i, c in enumerate(agent_cookies)]
         boards = [Page("wallboard", i, c) for i, c in enumerate(manager_cookies)]
-        tasks = [asyncio.create_task(p.run(session, host, f"/ws/campaigns/{campaign_id}/")) for p in consoles]
-        tasks += [asyncio.create_task(p.run(session, host, f"/ws/campaigns/{campaign_id}/wallboard/"))
-                  for p in boards]
+        # With several servers, the first takes the HTTP requests and the others hold the sockets.
+        http_host = hosts[0]
+        socket_hosts = hosts[1:] or hosts
+        tasks = [asyncio.create_task(p.run(session, socket_hosts[i % len(socket_hosts)],
+                                           f"/ws/campaigns/{campaign_id}/", campaign_id))
+                 for i, p in enumerate(consoles)]
+        tasks += [asyncio.create_task(p.run(session, socket_hosts[i % len(socket_hosts)],
+                                            f"/ws/campaigns/{campaign_id}/wallboard/", campaign_id))
+                  for i, p in enumerate(boards)]
         started = time.monotonic()
         await asyncio.wait_for(asyncio.gather(*(p.ready.wait() for p in consoles + boards)), timeout=60)
         connect_s = time.monotonic() - started
 
         async def post(cookie: str, path: str, body: dict) -> dict:
             headers = {"Cookie": f"sessionid={cookie}; csrftoken={csrf}", "X-CSRFToken": csrf}
-            async with session.post(f"http://{host}{path}", json=body, headers=headers) as response:
+            async with session.post(f"http://{http_host}{path}", json=body, headers=headers) as response:
                 data = await response.json()
                 if response.status >= 400:
                     raise RuntimeError(f"{path}: {response.status} {data}")
@@ -249,25 +283,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--wallboards", type=int, default=5)
-    parser.add_argument("--actions", type=int, default=1000, help="agent ready/pause requests")
-    parser.add_argument("--rate", type=float, default=50.0, help="agent requests per second")
+    parser.add_argument("--actions", type=int, default=600, help="agent ready/pause requests")
+    parser.add_argument("--rate", type=float, default=20.0, help="agent requests per second")
     parser.add_argument("--toggles", type=int, default=20, help="campaign pause/resume requests")
+    parser.add_argument("--servers", type=int, default=1,
+                        help="daphne processes; more than 1 needs REDIS_URL: the first serves the HTTP requests, "
+                             "the others the pages' sockets")
     args = parser.parse_args()
     if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         raise SystemExit("set DATABASE_URL to a PostgreSQL server, e.g. postgres://postgres@127.0.0.1:5432/test")
+    if args.servers > 1 and not os.environ.get("REDIS_URL"):
+        raise SystemExit("several servers share events through Redis: set REDIS_URL (e.g. redis://127.0.0.1:6379/0)")
 
     database, agent_cookies, manager_cookies, campaign_id = setup_database(args.agents, args.wallboards)
-    server = None
+    servers = []
     try:
-        server, host = start_server(database["bench_name"])
-        result = asyncio.run(bench(args, host, campaign_id, agent_cookies, manager_cookies))
+        servers = start_servers(database["bench_name"], args.servers)
+        hosts = [host for _server, host in servers]
+        result = asyncio.run(bench(args, hosts, campaign_id, agent_cookies, manager_cookies))
     finally:
-        if server is not None:
-            server.terminate()
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        stop_servers(servers)
         teardown_database(database)
 
     by = defaultdict(list)
@@ -280,7 +315,9 @@ def main() -> None:
     got_agent = len(by["console:agent"]) + len(by["wallboard:agent"])
     got_campaign = len(by["console:campaign"]) + len(by["wallboard:campaign"])
     layer = "channels-redis" if os.environ.get("REDIS_URL") else "in-memory channel layer"
-    print(f"daphne (1 process, {layer}), PostgreSQL; {args.agents} agent consoles + {args.wallboards} wallboards "
+    topology = ("1 process" if args.servers == 1 else
+                f"{args.servers} processes: HTTP on one, sockets on {args.servers - 1}")
+    print(f"daphne ({topology}, {layer}), PostgreSQL; {args.agents} agent consoles + {args.wallboards} wallboards "
           f"connected in {result['connect_s']:.2f} s (snapshot included)")
     print(f"{result['clicks']} agent ready/pause requests at {args.rate:g}/s and {args.toggles} campaign "
           f"pause/resume requests; events delivered: agent {got_agent}/{expected_agent}, "

@@ -18,19 +18,12 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dialer.settings")
-os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
-os.environ.setdefault("DATABASE_POOL_MAX", "30")
-os.environ.setdefault("LOG_LEVEL", "ERROR")
+from _bench import bench_database
 
 # Which app outcomes agree with the line's final status in the sandbox.
 AGREES = {
@@ -56,16 +49,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--timeout", type=float, default=900.0)
     args = parser.parse_args()
+    with bench_database(log_level="ERROR", pool_max=30):
+        return run(args)
 
-    import django
 
-    django.setup()
+def run(args) -> int:
     from django.conf import settings
-    from django.db import close_old_connections, connection
+    from django.db import close_old_connections
 
-    settings.DATABASES["default"]["TEST"].update({"NAME": "dialer_bench"})
-    connection.settings_dict["TEST"]["NAME"] = "dialer_bench"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
     settings.RECONCILE_MARGIN_S = 3
 
     from campaigns import services as campaign_services
@@ -172,9 +163,6 @@ def main() -> int:
     print(f"  agents with two customers at once: {doubled}")
     print(f"  HTTP 5xx from the app: {http_5xx}   webhook rows failed: {failed_rows}")
     stop_live_app(app, saved)
-    close_old_connections()
-    connection.close()
-    connection.creation.destroy_test_db("dialer_bench", verbosity=0)
     return 0 if not wrong and not doubled and not http_5xx and not failed_rows else 1
 
 
