@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test lint install
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	# The Twilio Voice SDK for real-Twilio mode comes from npm (never a CDN); the sandbox softphone needs none.
+	if command -v npm >/dev/null 2>&1; then npm ci --omit=dev --no-audit --no-fund; else echo "npm not found: Twilio Voice SDK not installed (sandbox softphone still works)"; fi
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,36 +1,96 @@
 """The one realtime choke point: every event is built here and sent by `publish()` after commit.
 
-Only services call this module. Events carry the row's version so a client drops stale ones.
+Only services call this module. An event is built when the service publishes it (so it is a picture of the
+row as committed) and sent once the transaction commits; a rollback sends nothing.
+
+Every event carries `type`, `id` and the row's `version`, so a client keeps the highest version it has seen
+per (type, id) and drops anything older: events may arrive out of order (several daphne processes, a
+snapshot racing an event), never as lies. `sent_at` (epoch milliseconds, stamped after commit) lets the
+client measure latency and correct its clock for timers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from realtime.groups import campaign_group, wallboard_group
+from realtime.groups import agent_group, campaign_group, wallboard_group
 
 log = logging.getLogger(__name__)
+
+# The channel-layer message type; consumers handle it in `event_push`.
+PUSH = "event.push"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+async def _group_send_all(layer, groups: tuple[str, ...], message: dict) -> None:
+    for group in groups:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # a realtime hiccup must never undo or fail a committed change
+            log.exception("publish to %s failed", group)
+
+
+# The event loop that serves this process's sockets (set by the consumers). Events published from plain threads
+# (the pacer worker, hold timers) are handed to it: the in-memory layer's queues belong to that loop, and a
+# foreign loop's put would sit unseen until something else woke it. With Redis it also saves a loop per event.
+_server_loop: asyncio.AbstractEventLoop | None = None
+SEND_TIMEOUT_S = 5.0
+
+
+def serve_on(loop: asyncio.AbstractEventLoop) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _send(groups: tuple[str, ...], event: dict) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": "event.push", "event": event})
-        except Exception:  # a realtime hiccup must never undo or fail a committed change
-            log.exception("publish to %s failed", group)
+    event["sent_at"] = round(time.time() * 1000, 1)
+    # Serialised once here, not once per connected page.
+    message = {"type": PUSH, "text": json.dumps(event, cls=DjangoJSONEncoder)}
+    loop = _server_loop
+    try:
+        if loop is not None and loop.is_running() and loop is not _running_loop():
+            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop).result(SEND_TIMEOUT_S)
+        else:
+            async_to_sync(_group_send_all)(layer, groups, message)
+    except Exception:
+        log.exception("publish of %s %s failed", event.get("type"), event.get("id"))
 
 
-def publish(event: dict, *, campaign_id: int) -> None:
-    """Send `event` to the campaign's pages and wallboard once the current transaction commits."""
-    groups = (campaign_group(campaign_id), wallboard_group(campaign_id))
-    transaction.on_commit(lambda: _send(groups, event))
+def publish(event: dict, *, campaign_id: int, groups: tuple[str, ...] | None = None) -> None:
+    """Send `event` once the current transaction commits: to `groups`, by default every page of the campaign
+    (consoles and wallboards)."""
+    targets = groups if groups is not None else (campaign_group(campaign_id), wallboard_group(campaign_id))
+    transaction.on_commit(lambda: _send(targets, event))
+
+
+# -- builders -------------------------------------------------------------------------------------------
+
+
+def contact_brief(contact) -> dict:
+    """What a line shows before the card is fetched: enough to pop the card at once."""
+    return {"id": contact.pk, "name": contact.name, "phone": contact.phone, "company": contact.company,
+            "time_zone": contact.time_zone}
 
 
 def call_event(call) -> dict:
@@ -39,17 +99,21 @@ def call_event(call) -> dict:
         "type": "call",
         "id": call.pk,
         "version": call.version,
+        "campaign": call.campaign_id,
         "state": call.state,
         "outcome": call.outcome,
         "answered_by": call.answered_by,
         "dialed_for": call.dialed_for_id,
         "bridged_to": call.bridged_to_id,
-        "contact": {"id": contact.pk, "name": contact.name, "phone": contact.phone, "company": contact.company},
-        "created_at": call.created_at.isoformat() if call.created_at else None,
-        "ringing_at": call.ringing_at.isoformat() if call.ringing_at else None,
-        "answered_at": call.answered_at.isoformat() if call.answered_at else None,
-        "connected_at": call.connected_at.isoformat() if call.connected_at else None,
-        "ended_at": call.ended_at.isoformat() if call.ended_at else None,
+        "contact": contact_brief(contact),
+        "created_at": _iso(call.created_at),
+        "dialed_at": _iso(call.dialed_at),
+        "ringing_at": _iso(call.ringing_at),
+        "answered_at": _iso(call.answered_at),
+        "bridged_at": _iso(call.bridged_at),
+        "connected_at": _iso(call.connected_at),
+        "ended_at": _iso(call.ended_at),
+        "duration_s": call.duration_s,
     }
 
 
@@ -58,26 +122,42 @@ def agent_event(session) -> dict:
         "type": "agent",
         "id": session.pk,
         "version": session.version,
+        "campaign": session.campaign_id,
         "agent": session.agent_id,
         "name": session.agent.get_full_name() or session.agent.get_username(),
         "state": session.state,
         "pause_reason": session.pause_reason,
         "in_room": session.in_room,
-        "state_changed_at": session.state_changed_at.isoformat() if session.state_changed_at else None,
+        "state_changed_at": _iso(session.state_changed_at),
     }
 
 
 def campaign_event(campaign) -> dict:
-    return {"type": "campaign", "id": campaign.pk, "status": campaign.status, "dial_mode": campaign.dial_mode}
+    # Campaigns have no version column; `updated_at` moves on every save, which orders their events.
+    version = int(campaign.updated_at.timestamp() * 1_000_000) if campaign.updated_at else 0
+    return {"type": "campaign", "id": campaign.pk, "version": version, "name": campaign.name,
+            "status": campaign.status, "dial_mode": campaign.dial_mode}
+
+
+# -- what services call ----------------------------------------------------------------------------------
+
+
+def call_groups(call) -> tuple[str, ...]:
+    sessions = {s for s in (call.dialed_for_id, call.bridged_to_id) if s is not None}
+    return (wallboard_group(call.campaign_id), *(agent_group(s) for s in sorted(sessions)))
 
 
 def publish_call(call) -> None:
-    publish(call_event(call), campaign_id=call.campaign_id)
+    """A line changed: the wallboard and the consoles of the agent it was dialed for and the agent it reached."""
+    publish(call_event(call), campaign_id=call.campaign_id, groups=call_groups(call))
 
 
 def publish_agent(session) -> None:
-    publish(agent_event(session), campaign_id=session.campaign_id)
+    """An agent's state changed: their own console and the wallboard."""
+    publish(agent_event(session), campaign_id=session.campaign_id,
+            groups=(wallboard_group(session.campaign_id), agent_group(session.pk)))
 
 
 def publish_campaign(campaign) -> None:
+    """The campaign was started, paused, resumed or ended: every console and wallboard of it."""
     publish(campaign_event(campaign), campaign_id=campaign.pk)
