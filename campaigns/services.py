@@ -71,8 +71,11 @@ def campaign_set_status(*, campaign: Campaign, status: str, by=None) -> Campaign
         if status == Campaign.Status.RUNNING:
             dialer.wake()
         if status == Campaign.Status.ENDED:
-            AgentSession.objects.filter(campaign=locked).exclude(state=State.OFFLINE).update(
-                state=State.OFFLINE, in_room=False, left_at=timezone.now(), version=F("version") + 1)
+            # Every agent is signed out of it, each with an event so consoles and wallboards follow.
+            for session in _sessions_for_update().filter(campaign=locked).exclude(state=State.OFFLINE).order_by("pk"):
+                session.in_room = False
+                session.left_at = timezone.now()
+                _set_state(session, State.OFFLINE)
     if status == Campaign.Status.ENDED:
         call_services.calls_hang_up_all(campaign=locked)
     log.info("campaign %s is now %s (by %s)", locked.pk, status, by)
