@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from itertools import pairwise
 from operator import mul
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Mode = Literal["preview", "progressive", "parallel", "predictive"]
 AgentState = Literal["ready", "on_call", "wrap_up", "paused"]
@@ -48,13 +48,13 @@ QUANTILE_LEVELS: tuple[float, ...] = tuple(i / 10 for i in range(11))
 GRID_STEP_S = 2.0
 MAX_HORIZON_S = 60.0
 
-# The predictive controller. The marginal-abandonment threshold starts at THETA_START and moves by a
-# factor e for every SLACK_SCALE abandons the campaign is under (over) its target; TARGET_SHARE of the cap
-# is the target, so the statistical wobble of a campaign's realised rate stays under the cap.
-THETA_START = 0.035
-THETA_MIN = 0.002
-THETA_MAX = 0.3
-SLACK_SCALE = 4.0
+# The predictive controller. The threshold theta (the share of abandons tolerated among what a marginal
+# line's humans become) starts at the cap and moves by a factor e for every SLACK_SCALE abandons the
+# campaign is under (over) its target, TARGET_SHARE of the cap, so the statistical wobble of the realised
+# rate stays under the cap. It stays within [THETA_MIN, THETA_MAX] x the cap.
+THETA_MIN = 1.0 / 15.0
+THETA_MAX = 3.0
+SLACK_SCALE = 10.0
 TARGET_SHARE = 0.85
 # The caller decides again within this many seconds: a line kept now can be released then.
 RELEASE_LOOKAHEAD_S = 1.0
@@ -250,15 +250,16 @@ def threshold_for(settings: PacingSettings, stats: PacingStats) -> float:
     """The predictive controller's marginal-abandonment threshold, from the campaign's abandonment budget.
 
     slack = target x human-answered - abandoned (target = TARGET_SHARE of the cap): every abandon under
-    target makes the pacer bolder by a factor e^(1/SLACK_SCALE), every one over it more careful. It is
+    target makes the pacer bolder by a factor e^(1/SLACK_SCALE), every one over it more careful; it starts
+    at the cap. It is
     integral action on the realised rate, so the rate converges to the target whatever the team size.
     """
     if settings.threshold is not None:
         return settings.threshold
-    target = settings.abandon_cap * TARGET_SHARE
-    slack = target * stats.humans - stats.abandoned
-    theta = THETA_START * math.exp(max(-50.0, min(50.0, slack / SLACK_SCALE)))
-    return min(THETA_MAX, max(THETA_MIN, theta))
+    cap = settings.abandon_cap
+    slack = cap * TARGET_SHARE * stats.humans - stats.abandoned
+    scale = math.exp(max(-50.0, min(50.0, slack / SLACK_SCALE)))
+    return cap * min(THETA_MAX, max(THETA_MIN, scale))
 
 
 # -- progressive and parallel ---------------------------------------------------------------------------
@@ -269,7 +270,7 @@ def _per_agent(
 ) -> PacingDecision:
     """`per_agent` lines for every ready agent, dialed for that agent; orphaned lines released when legal.
 
-    A pooled line (dialed for nobody) covers the ready agent with the fewest lines.
+    A pooled line (dialed for nobody) counts for the agents who have waited longest.
     """
     ready = [a for a in agents if a.state == "ready"]
     ready_ids = {a.agent_id for a in ready}
@@ -327,8 +328,8 @@ def _predictive(
             else:
                 exposure.supply.append(row)
 
-    answered_rows: list[tuple] = []
-    ringing: list[tuple[float, int, tuple]] = []
+    answered_rows: list[_Row] = []
+    ringing: list[tuple[float, int, _Row]] = []
     ripe: list[int] = []  # every line the rules allow to release
     releasable = 0  # the first `releasable` entries of `ringing` (once sorted) are ripe and may still be human
     for line in lines:
@@ -356,10 +357,12 @@ def _predictive(
         return PacingDecision(release=tuple(ripe), threshold=theta)
 
     if exposure.base <= 0:
-        # Markov: P(E >= 1) <= P(S >= 1) <= E[S] at the horizon, so every human's abandon chance is at
-        # least 1 - E[S]. Above the threshold, nothing can be dialed and every line the rules allow goes.
-        reach = sum(row[0][-1] for row in exposure.supply)
-        if 1.0 - reach > theta:
+        # Markov: P(E >= 1) <= P(S >= 1) <= E[S] at the horizon, so in every cell a human finds nobody with
+        # probability at least short = 1 - E[S]. If even that bound makes a new line and keeping a ripe one
+        # fail their tests (see _dial_pays, _release_pays), nothing is dialed and every such line goes.
+        short = 1.0 - sum(row.p[-1] for row in exposure.supply)
+        fresh = model.fresh_row
+        if short > theta and short * sum(fresh.sure) * (1.0 - theta) > theta * (1.0 - short) * fresh.total:
             # Lines past every human's pickup time stay: their machines still get the voicemail drop.
             return PacingDecision(release=tuple(line_id for _, line_id, _ in ringing[:releasable]), threshold=theta)
 
@@ -370,13 +373,14 @@ def _predictive(
     exposure.prepare()
     release: list[int] = []
     if releasable:
-        worst = _suffix_max(exposure.p_short())
+        later = _suffix_max(exposure.with_demand([r.committed or r for r in exposure.demand]).p_short())
+        worst = _worst(exposure.p_short(), later)
         for _, line_id, row in ringing[:releasable]:
             # Judged first against all the oldest lines, itself included (cheap); then again without itself.
-            if _release_pays(row, worst, theta):
-                alone = _suffix_max(exposure.p_short_without(row))
-                if _release_pays(row, alone, theta):
-                    release.append(line_id)
+            if _release_pays(row, worst, theta) and _release_pays(
+                row, _worst(exposure.p_short_without(row), later), theta
+            ):
+                release.append(line_id)
         if release:
             kept = [row for _, line_id, row in ringing[:releasable] if line_id not in release]
             exposure = _Exposure(model.cells, exposure.base, exposure.supply, answered_rows + kept)
@@ -384,23 +388,26 @@ def _predictive(
     exposure.extend_demand([row for _, _, row in ringing[releasable:]])
 
     room = int(settings.max_lines_per_agent * staffed) - (len(lines) - len(release))
-    committed = exposure.with_demand([row[5] for row in exposure.demand])
-    dial = _most_fresh_lines(exposure, committed, model.fresh_row, theta, room)
+    dial = _most_fresh_lines(exposure, model.fresh_row, theta, room)
     return PacingDecision(dial_for=(None,) * dial, release=tuple(release), threshold=theta)
 
 
-def _most_fresh_lines(exposure: _Exposure, committed: _Exposure, fresh: tuple, theta: float, room: int) -> int:
+def _most_fresh_lines(exposure: _Exposure, fresh: _Row, theta: float, room: int) -> int:
     """The largest n <= room such that the n-th new line's abandon chance is <= theta (it grows with n).
 
     A human arriving in cell k finds nobody if capacity is short then (every line counts), or pushes out a
     later human if it runs short afterwards, counting only the humans that can no longer be avoided then.
     """
+    committed: list[_Exposure] = []
 
     def fits(n: int) -> bool:
         now = exposure.p_short(fresh, n - 1)
-        later = _suffix_max(committed.p_short(fresh[5], n - 1))
-        worst = [max(a, b) for a, b in zip(now, later[1:] + [0.0], strict=True)]
-        return _dial_pays(fresh, worst, theta)
+        if not _dial_pays(fresh, now, theta):
+            return False  # worst >= now, and the test only gets harder as worst grows
+        if not committed:
+            committed.append(exposure.with_demand([row.committed or row for row in exposure.demand]))
+        later = _suffix_max(committed[0].p_short(fresh.committed or fresh, n - 1))
+        return _dial_pays(fresh, _worst(now, later), theta)
 
     if room <= 0 or not fits(1):
         return 0
@@ -422,23 +429,32 @@ def _most_fresh_lines(exposure: _Exposure, committed: _Exposure, fresh: tuple, t
     return good
 
 
-def _dial_pays(row: tuple, worst: list[float], theta: float) -> bool:
+def _dial_pays(row: _Row, worst: list[float], theta: float) -> bool:
     """Dial a line like `row` when abandons are at most theta of what its humans become (talks + abandons).
 
     Its unavoidable humans (picking up before it may be released) are abandoned where the capacity
     runs short; the later ones are released instead, so they cost a lost chance, not an abandon.
     """
-    abandons = sum(map(mul, row[4], worst))
-    talks = row[3] - sum(map(mul, row[2], worst))
+    abandons = sum(map(mul, row.sure, worst))
+    talks = row.total - sum(map(mul, row.mass, worst))
     return abandons <= theta * (abandons + talks)
 
 
-def _release_pays(row: tuple, worst: list[float], theta: float) -> bool:
+def _release_pays(row: _Row, worst: list[float], theta: float) -> bool:
     """Release a line (rung min_ring_s already) when a human answering before the next decision would be
     abandoned more than theta of the time."""
-    sure = row[4]
+    sure = row.sure
     total = sum(sure)
     return total > 0.0 and sum(map(mul, sure, worst)) > theta * total
+
+
+def _worst(now: list[float], later: list[float]) -> list[float]:
+    """P(a human arriving in cell k is abandoned or pushes out one that can no longer be avoided).
+
+    now: P(short in cell k), every line counted; later: suffix max of the same counting only the humans
+    that can no longer be avoided (the others are released instead when it comes to that).
+    """
+    return [max(a, b) for a, b in zip(now, [*later[1:], 0.0], strict=True)]
 
 
 def _suffix_max(values: list[float]) -> list[float]:
@@ -453,9 +469,8 @@ def _suffix_max(values: list[float]) -> list[float]:
 class _Exposure:
     """The grid distribution of E(t) = base + (busy agents free by t + hold) - (humans answered by t).
 
-    base = ready agents - humans on hold. Each supply/demand row is one agent/line: (p, p(1-p),
-    p(1-p)(1-2p), verdict mass, total mass) per cell. p_short()[k] = P(E(t_k) <= 0): a human arriving in
-    cell k finds nobody.
+    base = ready agents - humans on hold; each supply / demand `_Row` is one agent / line, independent of
+    the others. p_short()[k] = P(E(t_k) <= 0): a human arriving in cell k finds nobody.
 
     While at most EXACT_MAX_SUPPLY agents can be free, a normal approximation would badly miss the tails
     that decide a small team's abandonment, so the supply is exact (Poisson-binomial), the answered lines
@@ -463,14 +478,14 @@ class _Exposure:
     careful side. Larger teams use a normal approximation refined with the skewness.
     """
 
-    EXACT_MAX_SUPPLY = 6
+    EXACT_MAX_SUPPLY = 4
     LIKELY = 0.25  # a line whose chance of a human verdict exceeds this is treated exactly
 
     def __init__(self, cells: int, base: int = 0, supply: list | None = None, demand: list | None = None) -> None:
         self.cells = cells
         self.base = base
-        self.supply: list[tuple] = list(supply) if supply else []
-        self.demand: list[tuple] = list(demand) if demand else []
+        self.supply: list[_Row] = list(supply) if supply else []
+        self.demand: list[_Row] = list(demand) if demand else []
         self.exact = False
 
     def prepare(self) -> None:
@@ -481,7 +496,7 @@ class _Exposure:
         else:
             self._prepare_moments()
 
-    def with_demand(self, demand: list[tuple]) -> _Exposure:
+    def with_demand(self, demand: list[_Row]) -> _Exposure:
         """A prepared exposure with the same agents and another demand (the supply side is reused)."""
         other = _Exposure(self.cells, self.base, self.supply, [])
         other.top, other.exact = self.top, self.exact
@@ -501,7 +516,7 @@ class _Exposure:
         cells = self.cells
         supply = [[1.0] * cells]
         for row in self.supply:
-            p = row[0]
+            p = row.p
             q = [1.0 - x for x in p]
             grown = [list(map(mul, supply[0], q))]
             for j in range(1, len(supply)):
@@ -516,16 +531,18 @@ class _Exposure:
     def _reset_demand_exact(self) -> None:
         cells = self.cells
         self.likely_cols = [[1.0] * cells] + [[0.0] * cells for _ in range(max(1, self.top))]
+        self.no_likely = True
         self.rate = [0.0] * cells
 
-    def _add_exact(self, row: tuple) -> None:
-        p_row = row[0]
+    def _add_exact(self, row: _Row) -> None:
+        p_row = row.p
         if p_row[-1] > self.LIKELY or self.top <= 2:
             self.likely_cols = _push_columns(self.likely_cols, p_row)
+            self.no_likely = False
         else:
             self.rate = [r + p for r, p in zip(self.rate, p_row, strict=True)]
 
-    def _p_short_exact(self, extra: tuple | None, n: int) -> list[float]:
+    def _p_short_exact(self, extra: _Row | None, n: int) -> list[float]:
         base = self.base
         top = self.top
         cells = self.cells
@@ -536,11 +553,13 @@ class _Exposure:
         if extra is not None:
             if top <= 2:
                 for _ in range(n):
-                    demand = _push_columns(demand, extra[0])
+                    demand = _push_columns(demand, extra.p)
             else:
-                rate = [r + n * p for r, p in zip(rate, extra[0], strict=True)]
+                rate = [r + n * p for r, p in zip(rate, extra.p, strict=True)]
         if any(rate):
-            demand = _convolve_columns(demand, _poisson_columns(rate, top))
+            arrivals = _poisson_columns(rate, top)
+            # Without likely lines the demand is the Poisson part alone.
+            demand = arrivals if demand is self.likely_cols and self.no_likely else _convolve_columns(demand, arrivals)
         # P(E <= 0) = sum_j P(S = j) P(D >= base + j), with P(D >= i) peeled off column by column.
         out = [0.0] * cells
         at_least = [1.0] * cells
@@ -559,19 +578,19 @@ class _Exposure:
 
     def _prepare_moments(self) -> None:
         cells = self.cells
-        supply = list(map(sum, zip(*[r[1] for r in self.supply], strict=True))) if self.supply else [0.0] * (3 * cells)
-        demand = list(map(sum, zip(*[r[1] for r in self.demand], strict=True))) if self.demand else [0.0] * (3 * cells)
+        supply = _cumulant_sums(self.supply, cells)
+        demand = _cumulant_sums(self.demand, cells)
         base = self.base
         self._supply_moments = ([base + a for a in supply[:cells]], supply[cells : 2 * cells], supply[2 * cells :])
         self.mean = [base + a - b for a, b in zip(supply[:cells], demand[:cells], strict=True)]
         self.var = [a + b for a, b in zip(supply[cells : 2 * cells], demand[cells : 2 * cells], strict=True)]
         self.k3 = [a - b for a, b in zip(supply[2 * cells :], demand[2 * cells :], strict=True)]
 
-    def _p_short_moments(self, extra: tuple | None, n: int) -> list[float]:
+    def _p_short_moments(self, extra: _Row | None, n: int) -> list[float]:
         if extra is None:
             return list(map(_refined_normal_le_zero, self.mean, self.var, self.k3))
         cells = self.cells
-        c = extra[1]
+        c = extra.cumulants
         return list(
             map(
                 _refined_normal_le_zero,
@@ -583,7 +602,7 @@ class _Exposure:
 
     # both ----------------------------------------------------------------------------------------------
 
-    def extend_demand(self, rows: list[tuple]) -> None:
+    def extend_demand(self, rows: list[_Row]) -> None:
         if not rows:
             return
         self.demand.extend(rows)
@@ -592,12 +611,12 @@ class _Exposure:
                 self._add_exact(row)
             return
         cells = self.cells
-        d = list(map(sum, zip(*[r[1] for r in rows], strict=True)))
+        d = _cumulant_sums(rows, cells)
         self.mean = [m - x for m, x in zip(self.mean, d[:cells], strict=True)]
         self.var = [v + x for v, x in zip(self.var, d[cells : 2 * cells], strict=True)]
         self.k3 = [k - x for k, x in zip(self.k3, d[2 * cells :], strict=True)]
 
-    def p_short_without(self, row: tuple) -> list[float]:
+    def p_short_without(self, row: _Row) -> list[float]:
         """p_short() with one of the demand rows taken out."""
         if not self.exact:
             return self._p_short_moments(row, -1)
@@ -607,13 +626,20 @@ class _Exposure:
         other.prepare()
         return other.p_short()
 
-    def p_short(self, extra: tuple | None = None, copies: int = 0) -> list[float]:
+    def p_short(self, extra: _Row | None = None, copies: int = 0) -> list[float]:
         """P(E <= 0) per cell, with `copies` more lines of row `extra` counted as demand."""
         if copies <= 0 or extra is None:
             extra, copies = None, 0
         if self.exact:
             return self._p_short_exact(extra, copies)
         return self._p_short_moments(extra, copies)
+
+
+def _cumulant_sums(rows: list[_Row], cells: int) -> list[float]:
+    """The cumulants of a sum of independent rows: the sums of theirs."""
+    if not rows:
+        return [0.0] * (3 * cells)
+    return list(map(sum, zip(*[r.cumulants for r in rows], strict=True)))
 
 
 def _push_columns(columns: list[list[float]], p: list[float]) -> list[list[float]]:
@@ -707,12 +733,22 @@ class _Quantiles:
         return self.q[-1]
 
 
-def _row(p: list[float], mass: list[float] | None = None) -> tuple:
-    """(p per cell, its cumulants [p | p(1-p) | p(1-p)(1-2p)] in one list, verdict mass per cell, total mass)."""
+class _Row(NamedTuple):
+    """One agent or line on the prediction grid."""
+
+    p: list[float]  # P(agent free / human verdict) by each cell's midpoint
+    cumulants: list[float]  # [p | p(1-p) | p(1-p)(1-2p)] per cell, for the moments
+    mass: list[float]  # a line: P(its human's verdict falls in the cell)
+    total: float  # sum of mass: P(the line is a human still to come)
+    sure: list[float]  # the part of mass the line can no longer avoid (released before the pickup)
+    committed: _Row | None  # the line counting only those humans; None: all of them
+
+
+def _row(p: list[float], mass: list[float] | None = None, sure: list[float] | None = None) -> _Row:
     p = [0.0 if x < 0.0 else 1.0 if x > 1.0 else x for x in p]
     cumulants = p + [x * (1.0 - x) for x in p] + [x * (1.0 - x) * (1.0 - 2.0 * x) for x in p]
     mass = mass if mass is not None else [0.0] * len(p)
-    return (p, cumulants, mass, sum(mass))
+    return _Row(p, cumulants, mass, sum(mass), sure if sure is not None else mass, None)
 
 
 class _Model:
@@ -748,10 +784,10 @@ class _Model:
         self.cells = math.ceil(horizon / GRID_STEP_S)
         self.edges = [k * GRID_STEP_S for k in range(self.cells + 1)]
         self.mids = [(k + 0.5) * GRID_STEP_S for k in range(self.cells)]
-        self._talk: dict[int, tuple | None] = {}
-        self._wrap: dict[int, tuple | None] = {}
-        self._ringing: dict[int, tuple | None] = {}
-        self._answered: dict[tuple[int, int], tuple | None] = {}
+        self._talk: dict[int, _Row | None] = {}
+        self._wrap: dict[int, _Row | None] = {}
+        self._ringing: dict[int, _Row | None] = {}
+        self._answered: dict[tuple[int, int], _Row | None] = {}
         self.fresh_row = self.ringing_row(0.0)
 
     # agents --------------------------------------------------------------------------------------------
@@ -761,14 +797,14 @@ class _Model:
             return 1.0
         return 0.5 * math.erfc((math.log(x) - self.talk_mu) / (self.talk_sigma * _SQRT2))
 
-    def talk_row(self, elapsed_s: float) -> tuple | None:
+    def talk_row(self, elapsed_s: float) -> _Row | None:
         """P(free by t + hold | talking for elapsed_s): the rest of the talk (lognormal hazard), then wrap."""
         key = int(elapsed_s) if elapsed_s < 600 else 600 + int(min(elapsed_s, 7200.0) - 600) // 10 * 10
         if key not in self._talk:
             self._talk[key] = self._build_talk_row(float(key))
         return self._talk[key]
 
-    def _build_talk_row(self, e: float) -> tuple | None:
+    def _build_talk_row(self, e: float) -> _Row | None:
         survive = self._talk_sf(e)
         if survive <= 0.0:
             return None
@@ -787,14 +823,14 @@ class _Model:
             return None
         return _row(p)
 
-    def wrap_row(self, elapsed_s: float) -> tuple | None:
+    def wrap_row(self, elapsed_s: float) -> _Row | None:
         """P(free by t + hold | wrapping up for elapsed_s); None means "free any moment": count as ready."""
         key = int(elapsed_s * 2)
         if key not in self._wrap:
             self._wrap[key] = self._build_wrap_row(key / 2.0)
         return self._wrap[key]
 
-    def _build_wrap_row(self, w: float) -> tuple | None:
+    def _build_wrap_row(self, w: float) -> _Row | None:
         wrap = self.wrap
         if w >= wrap.top:
             # Longer than anyone measured: an agent lingering, expected back within a few seconds.
@@ -815,14 +851,14 @@ class _Model:
         mean, sd = self.amd_h
         return _phi_cdf((shift - mean) / sd)
 
-    def ringing_row(self, ringing_s: float) -> tuple | None:
+    def ringing_row(self, ringing_s: float) -> _Row | None:
         """A line ringing for ringing_s (0 while still dialing): P(human) by Bayes on pickup-time survival."""
         key = int(ringing_s * 2)
         if key not in self._ringing:
             self._ringing[key] = self._build_ringing_row(key / 2.0)
         return self._ringing[key]
 
-    def _build_ringing_row(self, a: float) -> tuple | None:
+    def _build_ringing_row(self, a: float) -> _Row | None:
         if a >= self.ring_timeout_s:
             return None
         hp = self.human_pickup
@@ -860,14 +896,14 @@ class _Model:
         sure_edges = [cdf(e, sure) for e in self.edges]
         return self._line_row(p_h, at_edges, sure_edges, sum(w for _, w in sure) / norm)
 
-    def answered_row(self, pickup_at_s: float, answered_s: float) -> tuple | None:
+    def answered_row(self, pickup_at_s: float, answered_s: float) -> _Row | None:
         """A line picked up at ringing age pickup_at_s, answered_s ago, AMD verdict pending."""
         key = (int(max(0.0, pickup_at_s) * 2), int(answered_s * 4))
         if key not in self._answered:
             self._answered[key] = self._build_answered_row(key[0] / 2.0, key[1] / 4.0)
         return self._answered[key]
 
-    def _build_answered_row(self, pickup_at: float, b: float) -> tuple | None:
+    def _build_answered_row(self, pickup_at: float, b: float) -> _Row | None:
         mean_h, sd_h = self.amd_h
         mean_m, sd_m = self.amd_m
         s_h = 1.0 - _phi_cdf((b - mean_h) / sd_h)
@@ -888,7 +924,7 @@ class _Model:
 
     def _line_row(
         self, p_h: float, at_edges: list[float], sure_edges: list[float] | None = None, sure_total: float = 1.0
-    ) -> tuple | None:
+    ) -> _Row | None:
         """A line's row. `sure_edges` is the verdict CDF of the humans it can no longer avoid (default: all),
         who reach `sure_total` in the end."""
         if p_h < 1e-6:
@@ -896,11 +932,10 @@ class _Model:
         p = [p_h * (lo + hi) / 2.0 for lo, hi in pairwise(at_edges)]
         mass = self._mass(p_h, at_edges, 1.0)
         if sure_edges is None:
-            full = _row(p, mass)
-            return (*full, mass, full)
+            return _row(p, mass)
         sure = self._mass(p_h, sure_edges, sure_total)
         sure_p = [p_h * (lo + hi) / 2.0 for lo, hi in pairwise(sure_edges)]
-        return (*_row(p, mass), sure, _row(sure_p, sure))
+        return _row(p, mass, sure)._replace(committed=_row(sure_p, sure))
 
     def _mass(self, p_h: float, edges: list[float], total: float) -> list[float]:
         mass = [p_h * max(0.0, hi - lo) for lo, hi in pairwise(edges)]

@@ -1,8 +1,9 @@
 """The pacing simulator: the population model played, in simulated time, against the real pacer.
 
-A discrete-event simulation (heapq, no clock, no HTTP). Every `tick_s` of simulated time, and whenever an
-agent becomes ready, it hands `voice.pacing.decide` the snapshots the `run_dialer` worker would build
-from the database and applies the decision the way the worker and the call services would:
+A discrete-event simulation (heapq, no clock, no HTTP). Every `tick_s` of simulated time, whenever an
+agent becomes ready, when a line dialed for a waiting agent ends and when a line comes of age (has rung
+`min_ring_s`) between ticks, it hands `voice.pacing.decide` the snapshots the `run_dialer` worker would
+build from the database and applies the decision the way the worker and the call services would:
 
 - a line rings from the moment it is dialed; no answer ends it at the ring timeout, busy / failed after
   their carrier delay; a machine occupies it until its AMD verdict and never reaches an agent;
@@ -43,7 +44,7 @@ MIN_AGENT_HOURS = 200.0
 DEFAULT_WARMUP_S = 600.0
 
 # Event kinds.
-_PICKUP, _VERDICT, _LINE_END, _HOLD_END, _TALK_END, _WRAP_END = range(6)
+_PICKUP, _VERDICT, _LINE_END, _HOLD_END, _TALK_END, _WRAP_END, _RIPE = range(7)
 
 
 def default_hours(agents: int) -> float:
@@ -232,6 +233,11 @@ class _Simulation:
         if self._counting():
             self.dials += 1
         timeout = self.settings.ring_timeout_s
+        ripe_at = self.now + self.settings.min_ring_s
+        if abs(ripe_at / self.tick_s - round(ripe_at / self.tick_s)) > 1e-9 and line.state == "ringing":
+            # The worker wakes when a line comes of age between its ticks, so a line it no longer wants
+            # is released right at the minimum ring, not up to a tick later.
+            self._schedule(ripe_at, _RIPE, line)
         if behaviour.reject_s is not None:
             self._schedule(self.now + behaviour.reject_s, _LINE_END, line)
         elif behaviour.pickup_s is not None and behaviour.pickup_s < timeout:
@@ -313,6 +319,10 @@ class _Simulation:
                 if sibling.state == "ringing" and self.now - sibling.rang_at >= self.settings.min_ring_s:
                     self._release(sibling)
 
+    def _on_ripe(self, line: _Line) -> None:
+        if line.state == "ringing":
+            self._tick()
+
     def _on_talk_end(self, agent: _Agent) -> None:
         self._set_agent(agent, "wrap_up")
         self._schedule(self.now + self.population.draw_wrap(self.rng), _WRAP_END, agent)
@@ -335,6 +345,7 @@ class _Simulation:
             _HOLD_END: self._on_hold_end,
             _TALK_END: self._on_talk_end,
             _WRAP_END: self._on_wrap_end,
+            _RIPE: self._on_ripe,
         }
         end = self.end_s
         next_tick = 0.0

@@ -50,9 +50,9 @@ def test_more_parallel_lines_give_more_conversations_and_more_abandonment():
 
 
 def test_a_seed_reproduces_a_run():
-    first, second = (run(agents=3, mode="predictive", hours=1, seed=11) for _ in range(2))
+    first, second = (run(agents=3, mode="predictive", hours=1, seed=11, warmup_s=0) for _ in range(2))
     assert first.as_dict() | {"wall_s": 0} == second.as_dict() | {"wall_s": 0}
-    other = run(agents=3, mode="predictive", hours=1, seed=12)
+    other = run(agents=3, mode="predictive", hours=1, seed=12, warmup_s=0)
     assert other.dials != first.dials
 
 
