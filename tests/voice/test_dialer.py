@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
@@ -181,3 +182,22 @@ def test_ending_a_campaign_hangs_up_its_live_calls_and_stops_dialing(fake_twilio
     assert all(c.state == State.RELEASING for c in Call.objects.filter(campaign=campaign))
     assert dialer.Dialer(cps=100).tick().placed == 0
     assert Contact.objects.filter(campaign=campaign, status=Contact.Status.DIALING).count() == 2
+
+
+def test_measured_dial_rate_stays_under_the_cps_setting(fake_twilio):
+    campaign, sessions = parallel_floor(agents=10, contacts=60, lines=3, window_start=dt.time(0),
+                                        window_end=dt.time(23, 59))
+    worker = dialer.Dialer(cps=4.0)
+    started = time.monotonic()
+    while time.monotonic() - started < 2.5:
+        worker.tick()
+        time.sleep(0.05)
+    stamps = sorted(request.at for request in fake_twilio.creates())
+    assert len(stamps) >= 8  # it did dial, as fast as allowed
+    # In any one-second window: at most the rate plus the one second's worth the bucket may bank (plus one
+    # for a grant whose REST request left a moment late).
+    for i, first in enumerate(stamps):
+        in_window = [t for t in stamps[i:] if t - first < 1.0]
+        assert len(in_window) <= 4 + 4 + 1
+    # Over the whole run: never more than the one banked second plus the rate times the time spent.
+    assert len(stamps) <= 4 + 4.0 * (time.monotonic() - started)
