@@ -192,6 +192,9 @@ def agent_leave(*, session: AgentSession) -> AgentSession:
             return locked
         if locked.state == State.ON_CALL:
             raise IllegalAction("hang up your call before leaving")
+        if locked.state == State.WRAP_UP and _awaiting_disposition(locked):
+            # The contact waits for this verdict (it is not dialed again meanwhile): ask for it first.
+            raise IllegalAction("write a disposition for your last call first")
         locked.in_room = False
         locked.left_at = timezone.now()
         _set_state(locked, State.OFFLINE)

@@ -153,3 +153,15 @@ def test_token_for_an_agent_in_a_campaign(logged_in, agent, campaign):
     api(client, f"/api/campaign/{campaign.pk}/join")
     token = api(client, "/api/token").json()["softphone"]["token"]
     assert token.count(".") == 2
+
+
+def test_leaving_with_an_undisposed_talk_is_a_409(logged_in, agent, campaign):
+    client = logged_in(agent)
+    session_id = api(client, f"/api/campaign/{campaign.pk}/join").json()["session"]["id"]
+    contact = factories.make_contact(campaign=campaign, status=Contact.Status.DIALING)
+    Call.objects.create(campaign=campaign, contact=contact, bridged_to_id=session_id, state=State.ENDED,
+                        outcome="talked")
+    AgentSession.objects.filter(pk=session_id).update(state="wrap_up")
+    assert api(client, f"/api/campaign/{campaign.pk}/leave").status_code == 409
+    assert api(client, f"/api/campaign/{campaign.pk}/disposition", {"code": "interested"}).status_code == 201
+    assert api(client, f"/api/campaign/{campaign.pk}/leave").status_code == 200
