@@ -130,6 +130,8 @@ def _set_state(session: AgentSession, state: str, *, reason: str = "") -> None:
     events.publish_agent(session)
     if state == State.READY:
         dialer.wake()
+        campaign_id = session.campaign_id
+        transaction.on_commit(lambda: call_services.calls_route_waiting(campaign_id=campaign_id))
 
 
 def agent_join(*, user, campaign: Campaign) -> tuple[AgentSession, Softphone]:
@@ -167,7 +169,6 @@ def agent_set_ready(*, session: AgentSession) -> AgentSession:
         if locked.state == State.WRAP_UP and _awaiting_disposition(locked):
             raise IllegalAction("write a disposition for your last call first")
         _set_state(locked, State.READY)
-        transaction.on_commit(lambda: call_services.calls_route_waiting(campaign_id=locked.campaign_id))
     return locked
 
 
@@ -321,8 +322,6 @@ def disposition_record(*, session: AgentSession, code: str, notes: str = "", cal
         if locked.state == State.WRAP_UP:
             next_state = State.READY if locked.campaign.auto_ready else State.PAUSED
             _set_state(locked, next_state, reason="after call" if next_state == State.PAUSED else "")
-            if next_state == State.READY:
-                transaction.on_commit(lambda: call_services.calls_route_waiting(campaign_id=locked.campaign_id))
     return disposition
 
 
@@ -355,12 +354,13 @@ def agent_hang_up(*, session: AgentSession, machine: bool = False) -> Call:
     if call is None:
         raise IllegalAction("you have no call to hang up")
     outcome = states.Outcome.MACHINE if machine else None
-    call_services.call_hangup(call=call, outcome=outcome, corrected_machine=machine)
-    if machine:
-        # A machine is no talk: no disposition needed, the agent goes straight back to ready.
+    result = call_services.call_hangup(call=call, outcome=outcome, corrected_machine=machine)
+    if machine and result.changed:
+        # A machine is no talk: no disposition needed, the agent goes straight back to ready. (If the
+        # customer hung up first, the talk stands and awaits its disposition like any other.)
         with transaction.atomic():
             locked = _lock_session(session.pk)
-            if locked.state in (State.ON_CALL, State.WRAP_UP):
+            if locked.state == State.ON_CALL:
                 _set_state(locked, State.READY if locked.campaign.auto_ready else State.PAUSED)
     return call
 

@@ -32,6 +32,7 @@ class FakeTwilio:
     def __init__(self) -> None:
         self.requests: list[Request] = []
         self.ended: set[str] = set()  # SIDs that answer 21220 to updates
+        self.fail_updates: set[str] = set()  # SIDs whose redirects into a conference fail with a 500
         self.invalid_numbers: set[str] = set()
         self.statuses: dict[str, str] = {}
         self.lock = threading.Lock()
@@ -96,6 +97,8 @@ class FakeTwilio:
                     sid = match["sid"]
                     if sid in fake.ended:
                         return self._error(400, 21220, "Call is not in-progress. Cannot redirect.")
+                    if sid in fake.fail_updates and "customer-join-conference" in form.get("Url", [""])[0]:
+                        return self._error(500, 20500, "Internal Server Error")
                     status = form.get("Status", [""])[0]
                     if status:
                         fake.statuses[sid] = status

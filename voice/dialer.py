@@ -286,7 +286,8 @@ class Dialer:
         with transaction.atomic():
             if not _try_campaign_lock(campaign.pk):
                 return 0, released
-            campaign = Campaign.objects.get(pk=campaign.pk)
+            # The row lock (campaign first, as everywhere) serialises this with ending or pausing it.
+            campaign = Campaign.objects.select_for_update(no_key=True).get(pk=campaign.pk)
             if campaign.status != Campaign.Status.RUNNING:
                 return 0, released
             fresh = self.decide_all(now).get(campaign.pk)
@@ -335,7 +336,8 @@ def _dialable(campaign: Campaign, zones: set[str], now: dt.datetime):
             .filter(campaign=campaign, status=Contact.Status.PENDING, time_zone__in=open_zones)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now))
             .exclude(phone__in=dnc)
-            .exclude(attempts__gte=campaign.max_attempts))
+            # An abandoned contact is owed its call back even past the attempt cap.
+            .exclude(Q(attempts__gte=campaign.max_attempts) & Q(priority__lt=ABANDONED_PRIORITY)))
 
 
 def _place(campaign: Campaign, dial_for: list[int | None], zones: set[str], now: dt.datetime) -> int:

@@ -379,10 +379,7 @@ def call_on_voice_fetch(*, call: Call, webhook: WebhookEvent | None = None) -> t
 def call_on_amd(*, call: Call, answered_by: str, duration_ms: int | None,
                 webhook: WebhookEvent | None = None) -> states.Transition:
     def verdict(locked: Call, sessions: dict[int, AgentSession]) -> states.Fact:
-        human = answered_by == "human" or (answered_by == "unknown"
-                                            and locked.campaign.amd_unknown_policy == "connect")
-        agent = _pick_agent(locked, sessions) if human else None
-        return states.AmdVerdict(answered_by=answered_by, agent=agent.pk if agent else None)
+        return states.AmdVerdict(answered_by=answered_by, agent=_agent_id_if_human(locked, sessions, answered_by))
 
     def fill(locked: Call) -> None:
         if duration_ms is not None and locked.amd_duration_ms is None:
@@ -465,7 +462,9 @@ def calls_release_due(*, now: dt.datetime | None = None) -> int:
     ready agent of the campaign with room for another line, else release them. Run every tick."""
     now = now or timezone.now()
     orphans = (
-        Call.objects.filter(state__in=list(states.UNANSWERED_STATES), campaign__status=Campaign.Status.RUNNING)
+        # Pooled (predictive) lines belong to no agent: the pacer's own release decisions cover them.
+        Call.objects.filter(state__in=list(states.UNANSWERED_STATES), campaign__status=Campaign.Status.RUNNING,
+                            dialed_for__isnull=False)
         .exclude(dialed_for__state=AgentSession.State.READY)
         .select_related("campaign")
     )
@@ -601,9 +600,26 @@ def call_reconcile(*, call: Call) -> bool:
             call_apply(call_id=call.pk, fact=states.AmdVerdict(answered_by=info.answered_by))
         result = call_on_status(call=call, status=info.status, sequence=None, duration_s=info.duration_s)
         return result.changed
-    # Still live: the news was only late. Touch the row so we do not ask again at once.
     Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
+    if call.state == State.RELEASING:
+        # We decided to end it and Twilio still has it live: our REST request was lost. Send it again.
+        message = states.twiml_for(call_view(call)) is states.Twiml.SAFE_HARBOR
+        _run_rest_effect(Effect.REDIRECT_SAFE_HARBOR if message else Effect.HANGUP, call.pk)
+        return False
+    if call.state == State.ANSWERED and not call.answered_by and info.status == "in-progress":
+        # The AMD callback was lost (Twilio does not retry): go by what the call resource says, and treat
+        # no verdict at all as "unknown" so the campaign's policy decides instead of endless hold music.
+        _, result = call_apply(call_id=call.pk, fact=lambda locked, sessions: states.AmdVerdict(
+            answered_by=info.answered_by or "unknown",
+            agent=_agent_id_if_human(locked, sessions, info.answered_by or "unknown")), with_ready_agents=True)
+        return result.changed
     return False
+
+
+def _agent_id_if_human(call: Call, sessions: dict[int, AgentSession], answered_by: str) -> int | None:
+    human = answered_by == "human" or (answered_by == "unknown" and call.campaign.amd_unknown_policy == "connect")
+    agent = _pick_agent(call, sessions) if human else None
+    return agent.pk if agent else None
 
 
 def calls_live_for_session(*, session: AgentSession) -> Iterable[Call]:

@@ -234,6 +234,9 @@ def transition(call: CallView, fact: Fact) -> Transition:
         case CreateFailed(invalid_number=invalid):
             if call.state is State.CREATED:
                 return _to(call, State.ENDED, Outcome.INVALID_NUMBER if invalid else Outcome.FAILED)
+            if call.state is State.RELEASING and not call.twiml_fetched and call.outcome is Outcome.CANCELED:
+                # Released while the create was in flight, and the create failed: nothing was ever placed.
+                return _to(call, State.ENDED, Outcome.INVALID_NUMBER if invalid else Outcome.CANCELED)
             return _ignore(call, "create failure for a call already in progress")
         case Status():
             return _on_status(call, fact)
@@ -343,8 +346,14 @@ def _on_final_status(call: CallView, status: str, seq: int | None) -> Transition
         outcome = STATUS_TO_OUTCOME[status]  # the line ended on its own before our cancel landed
     if outcome is Outcome.CANCELED and status == "completed":
         outcome = Outcome.HUNG_UP_ON_HOLD
-    effects = (Effect.AGENT_WRAP_UP,) if call.has_agent and outcome is Outcome.TALKED else ()
-    return _to(call, State.ENDED, outcome, *effects, sequence=seq)
+    return _to(call, State.ENDED, outcome, *_agent_after(call, outcome), sequence=seq)
+
+
+def _agent_after(call: CallView, outcome: Outcome) -> tuple[Effect, ...]:
+    """What the call's agent does once it ends: a talk means wrap-up, anything else frees them."""
+    if not call.has_agent:
+        return ()
+    return (Effect.AGENT_WRAP_UP,) if outcome is Outcome.TALKED else (Effect.AGENT_FREE,)
 
 
 def _on_answer(call: CallView) -> Transition:
@@ -401,10 +410,14 @@ def _bridge(call: CallView, agent: int, **kw) -> Transition:
     return _to(call, State.BRIDGING, Outcome.NONE, *effects, agent=agent, **kw)
 
 
+def _abandon_effects(call: CallView) -> tuple[Effect, ...]:
+    # Before the voice URL was fetched, the fetch itself answers with the message.
+    return (Effect.REDIRECT_SAFE_HARBOR,) if call.twiml_fetched else ()
+
+
 def _abandon(call: CallView) -> Transition:
     """Rule 3: a human nobody can take hears the safe-harbor message."""
-    effects = (Effect.REDIRECT_SAFE_HARBOR,) if call.twiml_fetched else ()
-    return _to(call, State.RELEASING, Outcome.ABANDONED, *effects)
+    return _to(call, State.RELEASING, Outcome.ABANDONED, *_abandon_effects(call))
 
 
 def _on_gone(call: CallView) -> Transition:
@@ -416,7 +429,8 @@ def _on_gone(call: CallView) -> Transition:
     if call.state is State.VOICEMAIL:
         return _to(call, State.ENDED, Outcome.MACHINE)
     if call.state is State.RELEASING:
-        return _to(call, State.ENDED, call.outcome or Outcome.HUNG_UP_ON_HOLD)
+        outcome = call.outcome or Outcome.HUNG_UP_ON_HOLD
+        return _to(call, State.ENDED, outcome, *_agent_after(call, outcome))
     return _ignore(call, "redirect failed before the call was answered")
 
 
@@ -427,14 +441,20 @@ def _on_hangup(call: CallView, outcome: Outcome | None) -> Transition:
     if state is State.CONNECTED:
         return _to(call, State.RELEASING, outcome or Outcome.TALKED, Effect.HANGUP)
     if state is State.BRIDGING:
+        if outcome is Outcome.ABANDONED:
+            # The leg never reached the agent (the redirect failed): safe-harbor message, agent freed.
+            return _to(call, State.RELEASING, Outcome.ABANDONED,
+                       *_abandon_effects(call), Effect.AGENT_FREE)
         return _to(call, State.RELEASING, outcome or Outcome.TALKED, Effect.HANGUP)
     if state is State.RELEASING:
         return _ignore(call, "already ending")
     if state is State.VOICEMAIL:
         return _to(call, State.RELEASING, outcome or Outcome.MACHINE, Effect.HANGUP)
-    # ANSWERED: on hold. A person we hang up on without an agent was abandoned.
-    default = Outcome.ABANDONED if _is_human(call) else Outcome.MACHINE
-    return _to(call, State.RELEASING, outcome or default, Effect.HANGUP)
+    # ANSWERED: on hold. Someone who may be a person (a human verdict, or no verdict yet) is not hung up
+    # on in silence: they hear the safe-harbor message and count as abandoned (rule 3).
+    if outcome in (None, Outcome.ABANDONED) and (not call.answered_by or _is_human(call)):
+        return _abandon(call)
+    return _to(call, State.RELEASING, outcome or Outcome.MACHINE, Effect.HANGUP)
 
 
 # -- TwiML for the voice URL, by state -------------------------------------------------------------

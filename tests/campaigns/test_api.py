@@ -136,14 +136,19 @@ def test_callback_disposition_needs_a_future_time(logged_in, agent, campaign):
 def test_end_hangs_up_every_live_call_and_ending_twice_is_a_409(logged_in, manager, fake_twilio):
     campaign = factories.make_campaign(agents=[manager])
     session = factories.make_session(campaign=campaign, agent=manager)
-    calls = [Call.objects.create(campaign=campaign, contact=factories.make_contact(campaign=campaign),
-                                 dialed_for=session, sid=f"CA{i:032x}", state=state)
-             for i, state in enumerate([State.RINGING, State.ANSWERED])]
+    ringing, on_hold = [
+        Call.objects.create(campaign=campaign, contact=factories.make_contact(campaign=campaign),
+                            dialed_for=session, sid=f"CA{i:032x}", state=state, twiml_fetched=state == State.ANSWERED)
+        for i, state in enumerate([State.RINGING, State.ANSWERED])]
     client = logged_in(manager)
     assert api(client, f"/api/campaign/{campaign.pk}/end").status_code == 200
     assert Campaign.objects.get(pk=campaign.pk).status == "ended"
-    assert all(Call.objects.get(pk=c.pk).state == State.RELEASING for c in calls)
-    assert len(fake_twilio.updates()) == 2
+    assert all(Call.objects.get(pk=c.pk).state == State.RELEASING for c in (ringing, on_hold))
+    # The ringing line is canceled; the person on hold hears the safe-harbor message, not a click.
+    assert [r.form for r in fake_twilio.updates(ringing.sid)] == [{"Status": ["canceled"]}]
+    [redirect] = fake_twilio.updates(on_hold.sid)
+    assert "/api/voice/safe-harbor" in redirect.form["Url"][0]
+    assert Call.objects.get(pk=on_hold.pk).outcome == "abandoned"
     assert api(client, f"/api/campaign/{campaign.pk}/end").status_code == 409
 
 

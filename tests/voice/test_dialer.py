@@ -201,3 +201,23 @@ def test_measured_dial_rate_stays_under_the_cps_setting(fake_twilio):
         assert len(in_window) <= 4 + 4 + 1
     # Over the whole run: never more than the one banked second plus the rate times the time spent.
     assert len(stamps) <= 4 + 4.0 * (time.monotonic() - started)
+
+
+def test_pooled_predictive_lines_are_left_to_the_pacer(fake_twilio):
+    campaign, [session] = parallel_floor(contacts=1, window_start=dt.time(0), window_end=dt.time(23, 59))
+    contact = Contact.objects.get(campaign=campaign)
+    call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=None, sid="CA" + "1" * 32,
+                               state=State.RINGING, ringing_at=timezone.now() - dt.timedelta(seconds=20))
+    AgentSession.objects.filter(pk=session.pk).update(state=AgentSession.State.ON_CALL)
+    assert services.calls_release_due() == 0
+    assert Call.objects.get(pk=call.pk).state == State.RINGING
+
+
+def test_an_abandoned_contact_is_called_back_even_on_its_last_attempt(fake_twilio):
+    campaign, [session] = parallel_floor(contacts=0, lines=1, max_attempts=2, window_start=dt.time(0),
+                                         window_end=dt.time(23, 59))
+    owed = factories.make_contact(campaign=campaign, time_zone="America/New_York", attempts=2,
+                                  priority=services.ABANDONED_PRIORITY_BOOST, last_outcome="abandoned")
+    factories.make_contact(campaign=campaign, time_zone="America/New_York", attempts=2)
+    dialer.Dialer(cps=100).tick()
+    assert list(Call.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == [owed.pk]

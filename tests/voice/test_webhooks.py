@@ -7,6 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
 import pytest
+from django.db import transaction
 
 from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Contact, DoNotCall
@@ -326,3 +327,44 @@ def test_status_callback_url_carries_the_call_id(floor, fake_twilio):
     [create] = fake_twilio.creates()
     query = parse_qs(urlsplit(create.form["StatusCallback"][0]).query)
     assert query == {"call": [str(call.pk)]}
+
+
+def test_failed_conference_redirect_frees_the_agent_and_plays_the_safe_harbor_message(floor, fake_twilio, webhook):
+    campaign, session = floor
+    call = place(session)
+    answer(webhook, call)
+    fake_twilio.fail_updates.add(call.sid)  # Twilio answers 500 to the redirect, every retry
+    amd(webhook, call, "human")
+    assert wait_for(lambda: Call.objects.get(pk=call.pk).outcome == "abandoned")
+    session.refresh_from_db()
+    assert session.state == AgentSession.State.READY
+    status(webhook, call, "completed", 5)
+    assert Call.objects.get(pk=call.pk).state == states.State.ENDED
+    assert AgentSession.objects.get(pk=session.pk).state == AgentSession.State.READY
+
+
+def test_ending_a_campaign_gives_a_human_on_hold_the_safe_harbor_message(floor, fake_twilio, webhook, manager):
+    campaign, session = floor
+    call = place(session)
+    answer(webhook, call)  # on hold, AMD still deciding
+    campaign_services.campaign_set_status(campaign=campaign, status="ended", by=manager)
+    call.refresh_from_db()
+    assert call.outcome == "abandoned" and call.state == states.State.RELEASING
+    assert wait_for(lambda: any(urlsplit(r.form.get("Url", [""])[0]).path == "/api/voice/safe-harbor"
+                                for r in fake_twilio.updates(call.sid)))
+
+
+def test_a_release_during_a_failing_create_ends_the_call(floor, fake_twilio):
+    from voice import services as call_services
+
+    campaign, session = floor
+    contact = Contact.objects.filter(campaign=campaign).first()
+    with transaction.atomic():
+        Contact.objects.filter(pk=contact.pk).update(status=Contact.Status.DIALING)
+        call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=session)
+    call_services.call_apply(call_id=call.pk, fact=states.Release())
+    fake_twilio.invalid_numbers.add(contact.phone)
+    call_services.call_send_create(call_id=call.pk)
+    call.refresh_from_db()
+    assert call.state == states.State.ENDED and call.outcome == "invalid_number"
+    assert Contact.objects.get(pk=contact.pk).status == Contact.Status.INVALID
