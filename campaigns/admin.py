@@ -27,7 +27,7 @@ from campaigns.imports import ContactImportError, contacts_import_csv
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from campaigns.phones import phone_in_search
 from campaigns.selectors import ABANDON_WINDOW
-from voice.models import Call
+from voice.models import Call, human_answered_q
 from voice.states import Outcome, State
 
 # How many problem rows the import page lists; the counts above the table are always complete.
@@ -100,8 +100,6 @@ class CampaignAdmin(admin.ModelAdmin):
             return queryset
         since = timezone.now() - ABANDON_WINDOW
         recent = Q(created_at__gte=since)
-        # The denominator of the abandonment rate, as campaigns.selectors.abandonment counts it.
-        human = Q(answered_by="human") | Q(outcome__in=[Outcome.TALKED, Outcome.ABANDONED])
         return queryset.annotate(
             contacts_total=_count(Contact),
             contacts_pending=_count(Contact, Q(status=Contact.Status.PENDING)),
@@ -109,7 +107,7 @@ class CampaignAdmin(admin.ModelAdmin):
             agents_ready=_count(AgentSession, Q(state=AgentSession.State.READY)),
             agents_in=_count(AgentSession, ~Q(state=AgentSession.State.OFFLINE)),
             abandoned_30d=_count(Call, recent & Q(outcome=Outcome.ABANDONED)),
-            humans_30d=_count(Call, recent & human),
+            humans_30d=_count(Call, recent & human_answered_q()),
         )
 
     @admin.display(description="Status", ordering="status")

@@ -8,7 +8,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from campaigns.models import AgentSession, Campaign
-from voice.models import Call
+from voice.models import Call, human_answered_q
 from voice.states import Outcome, State
 
 ABANDON_WINDOW = dt.timedelta(days=30)
@@ -19,7 +19,7 @@ def abandonment(*, campaign: Campaign, since: dt.datetime | None = None) -> dict
     since = since or timezone.now() - ABANDON_WINDOW
     counts = Call.objects.filter(campaign=campaign, created_at__gte=since).aggregate(
         abandoned=Count("pk", filter=Q(outcome=Outcome.ABANDONED)),
-        humans=Count("pk", filter=Q(answered_by="human") | Q(outcome__in=[Outcome.TALKED, Outcome.ABANDONED])),
+        humans=Count("pk", filter=human_answered_q()),
     )
     humans = counts["humans"]
     rate = counts["abandoned"] / humans if humans else 0.0

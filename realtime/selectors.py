@@ -15,18 +15,13 @@ from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
-from voice.models import Call
+from voice.models import Call, human_answered_q
 from voice.states import Outcome, State
 
 # Ended lines stay on the agent's grid (and the wallboard's list) this long after a (re)connect.
 RECENT_ENDED = dt.timedelta(minutes=2)
 RECENT_ENDED_LIMIT = 30
 HISTORY_LIMIT = 10
-
-
-def _humans() -> Q:
-    """A person answered: the same test as the abandonment rate's denominator."""
-    return Q(answered_by="human") | Q(outcome__in=[Outcome.TALKED, Outcome.ABANDONED])
 
 
 def start_of_today(now: dt.datetime | None = None) -> dt.datetime:
@@ -92,7 +87,7 @@ def agent_stats_today(*, session: AgentSession | None, now: dt.datetime | None =
 
 def _counts(campaign: Campaign, since: dt.datetime) -> dict:
     counts = Call.objects.filter(campaign=campaign, created_at__gte=since).aggregate(
-        dials=Count("pk"), humans=Count("pk", filter=_humans()))
+        dials=Count("pk"), humans=Count("pk", filter=human_answered_q()))
     counts["conversations"] = Disposition.objects.filter(
         call__campaign=campaign, created_at__gte=since, code__is_conversation=True).count()
     return counts

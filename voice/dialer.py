@@ -32,6 +32,7 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from campaigns.models import AgentSession, Campaign, Contact, DoNotCall
+from campaigns.selectors import ABANDON_WINDOW, abandonment
 from voice import pacing, services
 from voice.models import Call, DialThrottle
 from voice.states import Outcome, State
@@ -129,11 +130,7 @@ def measured_stats(campaign: Campaign, *, now: dt.datetime | None = None, window
         amd_mean=Avg("amd_duration_ms", filter=Q(answered_by="human")),
         amd_sd=StdDev("amd_duration_ms", filter=Q(answered_by="human")),
     )
-    window_start = now - dt.timedelta(days=30)
-    regulated = Call.objects.filter(campaign=campaign, created_at__gte=window_start).aggregate(
-        abandoned=Count("pk", filter=Q(outcome=Outcome.ABANDONED)),
-        humans=Count("pk", filter=Q(answered_by="human") | Q(outcome__in=[Outcome.TALKED, Outcome.ABANDONED])),
-    )
+    regulated = abandonment(campaign=campaign, since=now - ABANDON_WINDOW)
     prior = pacing.REFERENCE_PRIOR
     dials = counts["dials"] or 0
     share = (lambda n: n / dials) if dials else (lambda n: 0.0)

@@ -8,6 +8,12 @@ from django.db.models import Q
 from voice.states import Outcome, State
 
 
+def human_answered_q() -> Q:
+    """A live person answered: the denominator of the abandonment rate (abandoned / human-answered). AMD said
+    human, or we talked to them, or they heard the safe-harbor message."""
+    return Q(answered_by="human") | Q(outcome__in=[Outcome.TALKED, Outcome.ABANDONED])
+
+
 class Call(models.Model):
     """One outbound customer leg. Changes only through voice.services, under its row lock."""
 

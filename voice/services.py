@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -621,6 +621,3 @@ def _agent_id_if_human(call: Call, sessions: dict[int, AgentSession], answered_b
     agent = _pick_agent(call, sessions) if human else None
     return agent.pk if agent else None
 
-
-def calls_live_for_session(*, session: AgentSession) -> Iterable[Call]:
-    return Call.objects.filter(dialed_for=session).exclude(state=State.ENDED)
