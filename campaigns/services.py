@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
+from django.forms import modelform_factory
 from django.utils import timezone
 
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
+from campaigns.imports import contacts_import_rows
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from realtime import events
 from voice import dialer, gateway, states
@@ -100,8 +103,6 @@ def agent_identity(user) -> str:
 
 
 def softphone_for(session: AgentSession) -> Softphone:
-    from django.conf import settings
-
     identity = agent_identity(session.agent)
     return Softphone(
         token=gateway.softphone_token(identity=identity), identity=identity,
@@ -385,13 +386,6 @@ def disposition_codes_create_defaults(*, campaign: Campaign) -> None:
 
 def campaign_create(*, data: dict, by=None) -> tuple[Campaign, dict]:
     """Create a campaign (settings validated like the admin form) with its contacts, all or nothing."""
-    from dataclasses import asdict, is_dataclass
-
-    from django.conf import settings
-    from django.forms import modelform_factory
-
-    from campaigns.imports import contacts_import_rows
-
     fields = [f for f in API_CAMPAIGN_FIELDS if f in data or f == "name"]
     form = modelform_factory(Campaign, fields=fields)(data={k: data[k] for k in fields if k in data})
     if not form.is_valid():
@@ -421,7 +415,7 @@ def campaign_create(*, data: dict, by=None) -> tuple[Campaign, dict]:
             campaign.agents.add(by)
         disposition_codes_create_defaults(campaign=campaign)
         report = contacts_import_rows(campaign=campaign, rows=rows, default_region=region, skip_invalid=skip)
-        report_json = asdict(report) if is_dataclass(report) else dict(report)
+        report_json = asdict(report)
         if report_json.get("invalid") and not skip:
             transaction.set_rollback(True)
             raise BadInput("some contacts are not valid; nothing was created",
