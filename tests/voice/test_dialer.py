@@ -44,6 +44,18 @@ def test_parallel_mode_dials_n_lines_for_each_ready_agent(fake_twilio):
     assert dialer.Dialer(cps=100).tick().placed == 0
 
 
+def test_one_tick_serves_every_campaign_and_rereads_only_the_one_it_dials_for(fake_twilio):
+    window = dict(window_start=dt.time(0), window_end=dt.time(23, 59))
+    floors = [parallel_floor(lines=2, **window) for _ in range(3)]
+    worker = dialer.Dialer(cps=100)
+    wanted = worker.decide_all(timezone.now())
+    assert set(wanted) == {campaign.pk for campaign, _ in floors}
+    # Inside a campaign's lock the decision is taken again on that campaign's snapshot alone.
+    assert set(worker.decide_all(timezone.now(), only=floors[1][0].pk)) == {floors[1][0].pk}
+    assert worker.tick().placed == 6
+    assert all(len(live_calls(campaign)) == 2 for campaign, _ in floors)
+
+
 def test_paused_agent_and_paused_campaign_get_no_calls(fake_twilio):
     campaign, [session] = parallel_floor(window_start=dt.time(0), window_end=dt.time(23, 59))
     AgentSession.objects.filter(pk=session.pk).update(state=AgentSession.State.PAUSED)
