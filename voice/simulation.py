@@ -25,6 +25,7 @@ import itertools
 import math
 import os
 import random
+import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
@@ -461,16 +462,52 @@ def _run_point(kwargs: dict) -> SimulationResult:
     return run(**kwargs)
 
 
-def run_table(*, seed: int = 1, jobs: int | None = None, **rules) -> list[SimulationResult]:
-    """Every TABLE_POINTS point at MIN_AGENT_HOURS agent-hours with one seed, over `jobs` processes."""
-    points = [
-        dict(agents=agents, mode=mode, lines=max(1, lines), seed=seed, **rules) for mode, agents, lines in TABLE_POINTS
-    ]
-    workers = jobs if jobs is not None else (os.cpu_count() or 1)
+def run_many(points: list[dict], *, jobs: int | None = None) -> list[SimulationResult]:
+    """Run each point (keyword arguments of `run`) over `jobs` processes (default: every core), in order."""
+    workers = min(len(points), jobs if jobs is not None else (os.cpu_count() or 1))
     if workers <= 1:
         return [_run_point(p) for p in points]
-    # The slowest points first, so the pool does not end on one long run.
-    order = sorted(range(len(points)), key=lambda i: points[i]["agents"])
+    # The slowest points (fewest agents: the most simulated hours) first, so the pool does not end on one long run.
+    order = sorted(range(len(points)), key=lambda i: points[i].get("agents", 1))
     with ProcessPoolExecutor(max_workers=workers) as pool:
         done = dict(zip(order, pool.map(_run_point, [points[i] for i in order]), strict=True))
     return [done[i] for i in range(len(points))]
+
+
+def run_table(*, seeds: tuple[int, ...] = (1,), jobs: int | None = None, **rules) -> list[list[SimulationResult]]:
+    """Every TABLE_POINTS point at MIN_AGENT_HOURS agent-hours, once per seed: one list of runs per point."""
+    points = [
+        dict(agents=agents, mode=mode, lines=max(1, lines), seed=seed, **rules)
+        for mode, agents, lines in TABLE_POINTS
+        for seed in seeds
+    ]
+    results = run_many(points, jobs=jobs)
+    return [results[i : i + len(seeds)] for i in range(0, len(results), len(seeds))]
+
+
+def summary(runs: list[SimulationResult]) -> dict:
+    """One point over several seeds. A single seed of 200 agent-hours wobbles by a few tenths of a
+    conversation per agent-hour, so comparisons are made on the mean; abandonment also gives its worst."""
+    first = runs[0]
+    conversations = [r.conversations_per_agent_hour for r in runs]
+    abandon = [r.abandon_rate for r in runs]
+    return {
+        "mode": first.mode,
+        "agents": first.agents,
+        "lines": first.lines,
+        "cap": first.cap,
+        "seeds": [r.seed for r in runs],
+        "agent_hours": sum(r.agent_hours for r in runs),
+        "conversations_per_agent_hour": statistics.fmean(conversations),
+        "conversations_per_agent_hour_sd": statistics.stdev(conversations) if len(runs) > 1 else 0.0,
+        "conversations_per_agent_hour_min": min(conversations),
+        "conversations_per_agent_hour_max": max(conversations),
+        "abandon_rate": statistics.fmean(abandon),
+        "abandon_rate_max": max(abandon),
+        "utilisation": statistics.fmean(r.utilisation for r in runs),
+        "mean_agent_wait_s": statistics.fmean(r.mean_agent_wait_s for r in runs),
+        "dials_per_agent_hour": statistics.fmean(r.dials_per_agent_hour for r in runs),
+        "upper_bound": first.upper_bound,
+        "min_ring_violations": sum(r.min_ring_violations for r in runs),
+        "wall_s": sum(r.wall_s for r in runs),
+    }

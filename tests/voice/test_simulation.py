@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from voice.sandbox.population import REFERENCE_B2B
 from voice.simulation import run
@@ -77,6 +77,25 @@ def test_command_prints_one_json_object(capsys):
         assert key in payload
     assert payload["agents"] == 2
     assert payload["upper_bound"] == pytest.approx(17.1, abs=0.05)
+
+
+def test_command_reports_the_mean_over_several_seeds(capsys):
+    call_command("simulate_pacing", "--agents", "2", "--hours", "2", "--seeds", "3", "--jobs", "1", "--json")
+    payload = json.loads(capsys.readouterr().out)
+    runs = payload["runs"]
+    assert [r["seed"] for r in runs] == [1, 2, 3] == payload["seeds"]
+    rates = [r["conversations_per_agent_hour"] for r in runs]
+    assert len(set(rates)) > 1  # the seeds really differ
+    assert payload["conversations_per_agent_hour"] == pytest.approx(sum(rates) / 3)
+    assert payload["abandon_rate_max"] == max(r["abandon_rate"] for r in runs)
+    assert payload["agent_hours"] == pytest.approx(12.0)
+
+
+def test_command_refuses_nonsense(capsys):
+    with pytest.raises(CommandError, match="--seeds"):
+        call_command("simulate_pacing", "--seeds", "0")
+    with pytest.raises(CommandError, match="--agents"):
+        call_command("simulate_pacing", "--agents", "0")
 
 
 def test_command_human_readable_by_default(capsys):

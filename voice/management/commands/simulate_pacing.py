@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from voice.pacing import MODES
 from voice.sandbox.population import REFERENCE_B2B
-from voice.simulation import SimulationResult, default_hours, run, run_table
+from voice.simulation import SimulationResult, default_hours, run_many, run_table, summary
 
 
 class Command(BaseCommand):
@@ -23,11 +23,17 @@ class Command(BaseCommand):
         parser.add_argument("--hours", type=float, default=None, help="default: 200 agent-hours in all")
         parser.add_argument("--cap", type=float, default=0.03, help="abandonment cap (abandoned / human-answered)")
         parser.add_argument("--seed", type=int, default=1)
+        parser.add_argument(
+            "--seeds", type=int, default=1,
+            help="run seeds --seed .. --seed + N - 1 and report their mean (one seed wobbles by a few tenths)",
+        )
         parser.add_argument("--json", action="store_true", help="print one JSON object")
         parser.add_argument(
             "--table", action="store_true", help="the reference table: predictive, parallel, progressive"
         )
-        parser.add_argument("--jobs", type=int, default=None, help="--table: processes (default: all cores)")
+        parser.add_argument(
+            "--jobs", type=int, default=None, help="processes for --table and --seeds (default: all cores)"
+        )
         population = parser.add_argument_group("population (default: the reference B2B list)")
         population.add_argument("--human", type=float, default=REFERENCE_B2B.human, help="share of humans")
         population.add_argument("--machine", type=float, default=REFERENCE_B2B.machine)
@@ -46,6 +52,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if options["agents"] < 1:
             raise CommandError("--agents must be at least 1")
+        if options["seeds"] < 1:
+            raise CommandError("--seeds must be at least 1")
         if not 0.0 < options["cap"] < 1.0:
             raise CommandError("--cap must be between 0 and 1")
         if options["wrap_min"] > options["wrap_max"]:
@@ -69,32 +77,53 @@ class Command(BaseCommand):
             "max_hold_s": options["max_hold"],
             "population": population,
         }
+        seeds = tuple(range(options["seed"], options["seed"] + options["seeds"]))
         if options["table"]:
-            results = run_table(seed=options["seed"], jobs=options["jobs"], **rules)
+            points = run_table(seeds=seeds, jobs=options["jobs"], **rules)
             if options["json"]:
-                self.stdout.write(json.dumps({"rows": [r.as_dict() for r in results]}))
-            else:
-                self.stdout.write(_header())
-                for result in results:
-                    self.stdout.write(_line(result))
+                self.stdout.write(json.dumps({"rows": [_json(runs) for runs in points]}))
+                return
+            self.stdout.write(_header(len(seeds)))
+            for runs in points:
+                self.stdout.write(_line(runs[0]) if len(runs) == 1 else _mean_line(runs))
             return
         hours = options["hours"] if options["hours"] is not None else default_hours(options["agents"])
-        result = run(
-            agents=options["agents"],
-            mode=options["mode"],
-            lines=options["lines"],
-            hours=hours,
-            seed=options["seed"],
-            **rules,
-        )
+        point = {"agents": options["agents"], "mode": options["mode"], "lines": options["lines"], "hours": hours}
+        runs = run_many([{**point, "seed": seed, **rules} for seed in seeds], jobs=options["jobs"])
         if options["json"]:
-            self.stdout.write(json.dumps(result.as_dict()))
-            return
-        self.stdout.write(_human(result))
+            self.stdout.write(json.dumps(_json(runs)))
+        elif len(runs) == 1:
+            self.stdout.write(_human(runs[0]))
+        else:
+            self.stdout.write(_header(1))
+            for result in runs:
+                self.stdout.write(_line(result))
+            self.stdout.write(_mean_line(runs))
 
 
-def _header() -> str:
+def _json(runs: list[SimulationResult]) -> dict:
+    """One run as it is; several seeds as their summary, each run under "runs"."""
+    if len(runs) == 1:
+        return runs[0].as_dict()
+    return {**summary(runs), "runs": [r.as_dict() for r in runs]}
+
+
+def _mean_line(runs: list[SimulationResult]) -> str:
+    s = summary(runs)
+    lines = str(s["lines"]) if s["mode"] == "parallel" else "-"
+    seeds = f"seeds {s['seeds'][0]}-{s['seeds'][-1]}"
     return (
+        f"{s['mode']:<12}{s['agents']:>7}{lines:>6}{s['agent_hours']:>9.0f}{s['conversations_per_agent_hour']:>14.2f}"
+        f"{s['abandon_rate'] * 100:>8.2f}%{s['utilisation']:>7.3f}{s['mean_agent_wait_s']:>8.0f}"
+        f"{s['dials_per_agent_hour']:>15.0f}{'':>12}{s['wall_s']:>8.1f}"
+        f"   mean of {seeds}: conv/agent-h sd {s['conversations_per_agent_hour_sd']:.2f}, "
+        f"{s['conversations_per_agent_hour_min']:.2f}-{s['conversations_per_agent_hour_max']:.2f};"
+        f" worst abandonment {s['abandon_rate_max'] * 100:.2f}%"
+    )
+
+
+def _header(seeds: int) -> str:
+    return (f"(each row: the mean of {seeds} seeds)\n" if seeds > 1 else "") + (
         f"{'mode':<12}{'agents':>7}{'lines':>6}{'agent-h':>9}{'conv/agent-h':>14}{'abandon':>9}"
         f"{'util':>7}{'wait s':>8}{'dials/agent-h':>15}{'talk min/h':>12}{'wall s':>8}"
     )
