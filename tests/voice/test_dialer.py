@@ -12,6 +12,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
+from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Campaign, Contact, DoNotCall
 from tests import factories
 from voice import dialer, services
@@ -233,3 +234,46 @@ def test_an_abandoned_contact_is_called_back_even_on_its_last_attempt(fake_twili
     factories.make_contact(campaign=campaign, time_zone="America/New_York", attempts=2)
     dialer.Dialer(cps=100).tick()
     assert list(Call.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == [owed.pk]
+
+
+def _wait_for(predicate, timeout_s: float = 5.0) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"not within {timeout_s} s")
+
+
+def test_a_sleeping_worker_dials_at_once_when_another_process_wakes_it(fake_twilio):
+    """The worker ticks every 60 s here: only the wake-up (an in-process event, or PostgreSQL NOTIFY from
+    another process) can explain a call placed within a few seconds."""
+    campaign, [first, second] = parallel_floor(agents=2, lines=1, window_start=dt.time(0), window_end=dt.time(23, 59))
+    AgentSession.objects.filter(campaign=campaign).update(state=AgentSession.State.PAUSED)
+    dialer._wake_event.clear()
+    stop = threading.Event()
+
+    def work():
+        try:
+            dialer.Dialer(tick_s=60, cps=100).run(stop)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.5)  # its first tick finds nobody ready; the listener is connected by now
+        assert live_calls(campaign) == []
+        # Another process: a bare NOTIFY, as `wake()` sends after commit (the update itself wakes nobody).
+        AgentSession.objects.filter(pk=first.pk).update(state=AgentSession.State.READY)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, '')", [dialer.NOTIFY_CHANNEL])
+        _wait_for(lambda: len(live_calls(campaign)) == 1)
+        # This process: the agent-ready service sets the worker's event after its commit.
+        campaign_services.agent_set_ready(session=second)
+        _wait_for(lambda: len(live_calls(campaign)) == 2)
+        assert {c.dialed_for_id for c in live_calls(campaign)} == {first.pk, second.pk}
+    finally:
+        stop.set()
+        dialer._wake_event.set()
+        thread.join(timeout=10)
