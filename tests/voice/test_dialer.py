@@ -46,7 +46,7 @@ def test_parallel_mode_dials_n_lines_for_each_ready_agent(fake_twilio):
 
 
 def test_one_tick_serves_every_campaign_and_rereads_only_the_one_it_dials_for(fake_twilio):
-    window = dict(window_start=dt.time(0), window_end=dt.time(23, 59))
+    window = {"window_start": dt.time(0), "window_end": dt.time(23, 59)}
     floors = [parallel_floor(lines=2, **window) for _ in range(3)]
     worker = dialer.Dialer(cps=100)
     wanted = worker.decide_all(timezone.now())

@@ -48,10 +48,16 @@ class Command(BaseCommand):
         rules.add_argument("--min-ring", type=float, default=15.0, help="seconds before a line may be released")
         rules.add_argument("--ring-timeout", type=float, default=25.0)
         rules.add_argument("--max-hold", type=float, default=2.0, help="seconds a human may wait for an agent")
+        parser.add_argument(
+            "--tick", type=float, default=1.0,
+            help="simulated seconds between decisions besides events (the worker's own is 0.25: slower, a hair better)",
+        )
 
     def handle(self, *args, **options):
         if options["agents"] < 1:
             raise CommandError("--agents must be at least 1")
+        if not 0.05 <= options["tick"] <= 5.0:
+            raise CommandError("--tick must be between 0.05 and 5 seconds")
         if options["seeds"] < 1:
             raise CommandError("--seeds must be at least 1")
         if not 0.0 < options["cap"] < 1.0:
@@ -75,6 +81,7 @@ class Command(BaseCommand):
             "min_ring_s": options["min_ring"],
             "ring_timeout_s": options["ring_timeout"],
             "max_hold_s": options["max_hold"],
+            "tick_s": options["tick"],
             "population": population,
         }
         seeds = tuple(range(options["seed"], options["seed"] + options["seeds"]))
