@@ -15,6 +15,7 @@ from django.utils import timezone
 from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Campaign, Contact, DoNotCall
 from tests import factories
+from tests.live import wait_until
 from voice import dialer, services
 from voice.models import Call, DialThrottle
 from voice.states import State
@@ -236,15 +237,6 @@ def test_an_abandoned_contact_is_called_back_even_on_its_last_attempt(fake_twili
     assert list(Call.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == [owed.pk]
 
 
-def _wait_for(predicate, timeout_s: float = 5.0) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout_s:
-        if predicate():
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"not within {timeout_s} s")
-
-
 def test_a_sleeping_worker_dials_at_once_when_another_process_wakes_it(fake_twilio):
     """The worker ticks every 60 s here: only the wake-up (an in-process event, or PostgreSQL NOTIFY from
     another process) can explain a call placed within a few seconds."""
@@ -268,10 +260,10 @@ def test_a_sleeping_worker_dials_at_once_when_another_process_wakes_it(fake_twil
         AgentSession.objects.filter(pk=first.pk).update(state=AgentSession.State.READY)
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_notify(%s, '')", [dialer.NOTIFY_CHANNEL])
-        _wait_for(lambda: len(live_calls(campaign)) == 1)
+        assert wait_until(lambda: len(live_calls(campaign)) == 1, timeout_s=5.0)
         # This process: the agent-ready service sets the worker's event after its commit.
         campaign_services.agent_set_ready(session=second)
-        _wait_for(lambda: len(live_calls(campaign)) == 2)
+        assert wait_until(lambda: len(live_calls(campaign)) == 2, timeout_s=5.0)
         assert {c.dialed_for_id for c in live_calls(campaign)} == {first.pk, second.pk}
     finally:
         stop.set()

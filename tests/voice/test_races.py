@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +20,7 @@ from django.test import Client
 from campaigns.models import AgentSession
 from tests import factories
 from tests.conftest import post_webhook
+from tests.live import wait_until
 from voice import services
 from voice.models import Call, WebhookEvent
 from voice.states import State
@@ -94,7 +94,8 @@ def test_two_humans_at_once_for_one_agent_never_both_reach_them(fake_twilio, oth
         else:
             assert loser.bridged_to_id is None
             loser_id = loser.pk
-            assert _wait(lambda call_id=loser_id: Call.objects.get(pk=call_id).outcome == "abandoned")
+            assert wait_until(lambda call_id=loser_id: Call.objects.get(pk=call_id).outcome == "abandoned",
+                              timeout_s=4.0)
         # Reset the floor for the next round: both talks end, both agents ready again.
         for call in (first, second):
             services.call_on_status(call=call, status="completed", sequence=9, duration_s=1)
@@ -107,15 +108,6 @@ def test_two_humans_at_once_for_one_agent_never_both_reach_them(fake_twilio, oth
     assert not doubled.exists()
 
 
-def _wait(predicate, timeout_s=4.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
-
-
 def test_duplicate_callbacks_delivered_concurrently_have_one_effect(fake_twilio):
     campaign = factories.make_campaign()
     agent = factories.make_session(campaign=campaign)
@@ -124,7 +116,7 @@ def test_duplicate_callbacks_delivered_concurrently_have_one_effect(fake_twilio)
     assert codes == [204] * 8
     call.refresh_from_db()
     assert call.state == State.BRIDGING and call.version == 1
-    assert _wait(lambda: len(fake_twilio.updates(call.sid)) >= 1)
+    assert wait_until(lambda: len(fake_twilio.updates(call.sid)) >= 1, timeout_s=4.0)
     assert len(fake_twilio.updates(call.sid)) == 1, "one redirect, not eight"
     statuses = Counter(WebhookEvent.objects.filter(call_sid=call.sid).values_list("status", flat=True))
     assert statuses == {"processed": 1, "duplicate": 7}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from urllib.parse import parse_qs, urlsplit
 from xml.etree import ElementTree
 
@@ -12,6 +11,7 @@ from django.db import transaction
 from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Contact, DoNotCall
 from tests import factories
+from tests.live import wait_until
 from voice import states
 from voice.models import Call, CallEvent, WebhookEvent
 
@@ -58,12 +58,7 @@ def amd(webhook, call, value):
 
 
 def wait_for(predicate, timeout_s=5.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
+    return wait_until(predicate, timeout_s=timeout_s)
 
 
 def twiml_verbs(response) -> list[str]:
