@@ -507,6 +507,7 @@ def summary(runs: list[SimulationResult]) -> dict:
         "utilisation": statistics.fmean(r.utilisation for r in runs),
         "mean_agent_wait_s": statistics.fmean(r.mean_agent_wait_s for r in runs),
         "dials_per_agent_hour": statistics.fmean(r.dials_per_agent_hour for r in runs),
+        "talk_minutes_per_hour": statistics.fmean(r.talk_minutes_per_hour for r in runs),
         "upper_bound": first.upper_bound,
         "min_ring_violations": sum(r.min_ring_violations for r in runs),
         "wall_s": sum(r.wall_s for r in runs),

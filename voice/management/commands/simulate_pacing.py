@@ -117,15 +117,10 @@ def _json(runs: list[SimulationResult]) -> dict:
 
 def _mean_line(runs: list[SimulationResult]) -> str:
     s = summary(runs)
-    lines = str(s["lines"]) if s["mode"] == "parallel" else "-"
-    seeds = f"seeds {s['seeds'][0]}-{s['seeds'][-1]}"
     return (
-        f"{s['mode']:<12}{s['agents']:>7}{lines:>6}{s['agent_hours']:>9.0f}{s['conversations_per_agent_hour']:>14.2f}"
-        f"{s['abandon_rate'] * 100:>8.2f}%{s['utilisation']:>7.3f}{s['mean_agent_wait_s']:>8.0f}"
-        f"{s['dials_per_agent_hour']:>15.0f}{'':>12}{s['wall_s']:>8.1f}"
-        f"   mean of {seeds}: conv/agent-h sd {s['conversations_per_agent_hour_sd']:.2f}, "
-        f"{s['conversations_per_agent_hour_min']:.2f}-{s['conversations_per_agent_hour_max']:.2f};"
-        f" worst abandonment {s['abandon_rate_max'] * 100:.2f}%"
+        f"{_row(s)}   mean of seeds {s['seeds'][0]}-{s['seeds'][-1]}: conv/agent-h sd "
+        f"{s['conversations_per_agent_hour_sd']:.2f}, {s['conversations_per_agent_hour_min']:.2f}-"
+        f"{s['conversations_per_agent_hour_max']:.2f}; worst abandonment {s['abandon_rate_max'] * 100:.2f}%"
     )
 
 
@@ -137,11 +132,16 @@ def _header(seeds: int) -> str:
 
 
 def _line(r: SimulationResult) -> str:
-    lines = str(r.lines) if r.mode == "parallel" else "-"
+    return _row(r.as_dict())
+
+
+def _row(r: dict) -> str:
+    """One table row from a run's figures or a summary of several seeds."""
+    lines = str(r["lines"]) if r["mode"] == "parallel" else "-"
     return (
-        f"{r.mode:<12}{r.agents:>7}{lines:>6}{r.agent_hours:>9.0f}{r.conversations_per_agent_hour:>14.2f}"
-        f"{r.abandon_rate * 100:>8.2f}%{r.utilisation:>7.3f}{r.mean_agent_wait_s:>8.0f}"
-        f"{r.dials_per_agent_hour:>15.0f}{r.talk_minutes_per_hour:>12.1f}{r.wall_s:>8.1f}"
+        f"{r['mode']:<12}{r['agents']:>7}{lines:>6}{r['agent_hours']:>9.0f}{r['conversations_per_agent_hour']:>14.2f}"
+        f"{r['abandon_rate'] * 100:>8.2f}%{r['utilisation']:>7.3f}{r['mean_agent_wait_s']:>8.0f}"
+        f"{r['dials_per_agent_hour']:>15.0f}{r['talk_minutes_per_hour']:>12.1f}{r['wall_s']:>8.1f}"
     )
 
 
