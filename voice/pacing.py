@@ -789,7 +789,14 @@ class _Model:
         self.edges = [k * GRID_STEP_S for k in range(self.cells + 1)]
         self.mids = [(k + 0.5) * GRID_STEP_S for k in range(self.cells)]
         self._talk: dict[int, _Row | None] = {}
-        self._talk_weights: list[list[float]] | None = None
+        # Per cell, P(the wrap ends in time) for a talk ending in each step before the cell's midpoint (+ hold):
+        # the same for every elapsed talk time, so a talk row is a few dot products (the simulator builds
+        # over a thousand of them).
+        self._talk_weights = []
+        for mid in self.mids:
+            t = mid + self.hold_s
+            steps = math.ceil(t / _TALK_STEP_S - 0.5)  # steps whose midpoint (i + 0.5) x step is before t
+            self._talk_weights.append([self.wrap.cdf(t - (i + 0.5) * _TALK_STEP_S) for i in range(steps)])
         self._wrap: dict[int, _Row | None] = {}
         self._ringing: dict[int, _Row | None] = {}
         self._answered: dict[tuple[int, int], _Row | None] = {}
@@ -813,7 +820,7 @@ class _Model:
         survive = self._talk_sf(e)
         if survive <= 0.0:
             return None
-        weights = self._talk_wrap_weights()
+        weights = self._talk_weights
         # Survival ratios (not CDF differences) keep their precision deep in the lognormal tail.
         ends = [1.0 - self._talk_sf(e + i * _TALK_STEP_S) / survive for i in range(len(weights[-1]) + 1)]
         ends_at = [b - a for a, b in pairwise(ends)]
@@ -821,19 +828,6 @@ class _Model:
         if max(p) < 1e-4:
             return None
         return _row(p)
-
-    def _talk_wrap_weights(self) -> list[list[float]]:
-        """Per cell, P(the wrap ends in time) for a talk ending in each step before the cell's midpoint (+ hold).
-
-        The same for every elapsed talk time, so computed once per model: a talk row is then a few dot
-        products (the simulator builds over a thousand of them)."""
-        if self._talk_weights is None:
-            self._talk_weights = []
-            for mid in self.mids:
-                t = mid + self.hold_s
-                steps = math.ceil(t / _TALK_STEP_S - 0.5)  # steps whose midpoint (i + 0.5) x step is before t
-                self._talk_weights.append([self.wrap.cdf(t - (i + 0.5) * _TALK_STEP_S) for i in range(steps)])
-        return self._talk_weights
 
     def wrap_row(self, elapsed_s: float) -> _Row | None:
         """P(free by t + hold | wrapping up for elapsed_s); None means "free any moment": count as ready."""
