@@ -34,6 +34,32 @@ from voice.states import Outcome, State
 IMPORT_ISSUES_SHOWN = 500
 
 
+class ReadOnlyMixin:
+    """Rows nobody adds, edits or deletes in admin (they change through services); shown to whoever may view."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PhoneSearchMixin:
+    """The search box also finds a phone number typed any usual way (matched as E.164 on phone_search_field)."""
+
+    phone_search_field = "phone"
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        phone = phone_in_search(search_term, region=settings.DEFAULT_PHONE_REGION)
+        if phone:
+            found = found | queryset.filter(**{self.phone_search_field: phone})
+        return found, may_have_duplicates
+
+
 def _count(model, condition: Q | None = None) -> Coalesce:
     """Rows of `model` per campaign, as a correlated subquery: several counts over different tables in one
     query, without the row multiplication (and wrong numbers) of joining them all."""
@@ -227,7 +253,7 @@ class CampaignAdmin(admin.ModelAdmin):
             services.disposition_codes_create_defaults(campaign=form.instance)
 
 
-class CallInline(admin.TabularInline):
+class CallInline(ReadOnlyMixin, admin.TabularInline):
     """A contact's calls, newest first (read only: calls change through the dialer)."""
 
     model = Call
@@ -239,15 +265,9 @@ class CallInline(admin.TabularInline):
     can_delete = False
     show_change_link = True
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Contact)
-class ContactAdmin(admin.ModelAdmin):
+class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = ContactAdminForm
     list_display = ("phone", "name", "company", "campaign", "status", "attempts", "last_outcome", "last_called_at",
                     "next_attempt_at", "time_zone")
@@ -264,13 +284,6 @@ class ContactAdmin(admin.ModelAdmin):
         ("Dialing", {"fields": ("status", "next_attempt_at", "callback_agent", "attempts", "last_outcome",
                                 "last_called_at", "created_at")}),
     )
-
-    def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        phone = phone_in_search(search_term, region=settings.DEFAULT_PHONE_REGION)
-        if phone:
-            found = found | queryset.filter(phone=phone)
-        return found, may_have_duplicates
 
     def get_urls(self):
         urls = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import")]
@@ -308,7 +321,7 @@ class ContactAdmin(admin.ModelAdmin):
 
 
 @admin.register(DoNotCall)
-class DoNotCallAdmin(admin.ModelAdmin):
+class DoNotCallAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = DoNotCallAdminForm
     list_display = ("phone", "scope", "reason", "added_by", "created_at")
     list_filter = ("campaign",)
@@ -318,13 +331,6 @@ class DoNotCallAdmin(admin.ModelAdmin):
     @admin.display(description="Applies to", ordering="campaign__name")
     def scope(self, entry: DoNotCall) -> str:
         return entry.campaign.name if entry.campaign else "All campaigns"
-
-    def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        phone = phone_in_search(search_term, region=settings.DEFAULT_PHONE_REGION)
-        if phone:
-            found = found | queryset.filter(phone=phone)
-        return found, may_have_duplicates
 
     def save_model(self, request, obj: DoNotCall, form, change: bool) -> None:
         if not change:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from django.conf import settings
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
-from campaigns.phones import phone_in_search
+from campaigns.admin import PhoneSearchMixin, ReadOnlyMixin
 from voice.models import Call, CallEvent, WebhookEvent
 
 
@@ -22,20 +21,11 @@ def pretty_json(value) -> str:
                                                                         ensure_ascii=False, default=str))
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """Viewable by whoever has the view permission; nobody adds, edits or deletes rows here."""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
-
-class CallEventInline(admin.TabularInline):
+class CallEventInline(ReadOnlyMixin, admin.TabularInline):
     model = CallEvent
     fk_name = "call"
     fields = ("created_at", "kind", "from_state", "to_state", "detail", "data_pretty", "webhook")
@@ -50,18 +40,10 @@ class CallEventInline(admin.TabularInline):
     def data_pretty(self, event: CallEvent) -> str:
         return pretty_json(event.data) if event.data else ""
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Call)
-class CallAdmin(ReadOnlyAdmin):
+class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
+    phone_search_field = "contact__phone"
     list_display = ("id", "created_at", "campaign", "contact", "state", "outcome", "answered_by", "agent",
                     "duration_s", "sid")
     list_filter = ("campaign", "state", "outcome", "answered_by")
@@ -83,12 +65,6 @@ class CallAdmin(ReadOnlyAdmin):
     def agent(self, call: Call):
         return call.bridged_to.agent if call.bridged_to else None
 
-    def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        phone = phone_in_search(search_term, region=settings.DEFAULT_PHONE_REGION)
-        if phone:
-            found = found | queryset.filter(contact__phone=phone)
-        return found, may_have_duplicates
 
 
 @admin.register(WebhookEvent)

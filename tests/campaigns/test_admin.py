@@ -270,6 +270,16 @@ def test_contacts_are_found_by_the_number_as_people_write_it(manager_client, wor
     assert "0 of 1 selected" in page  # exactly one row listed
 
 
+@pytest.mark.parametrize(("path", "typed", "shown"), [
+    ("/admin/campaigns/donotcall/", "202.555.0199", "+12025550199"),
+    ("/admin/voice/call/", "(202) 555-0123", "CA" + "1" * 32),
+])
+def test_do_not_call_entries_and_calls_are_found_by_the_number_as_people_write_it(manager_client, world, path,
+                                                                                   typed, shown):
+    assert shown in manager_client.get(path, {"q": typed}).content.decode()
+    assert shown not in manager_client.get(path, {"q": "(303) 555-0100"}).content.decode()
+
+
 def test_a_do_not_call_entry_is_stored_in_e164_with_who_added_it(manager_client, manager):
     response = manager_client.post(admin_url(DoNotCall, "add"), {"phone": "202-555-0142", "reason": "asked"})
     assert response.status_code == 302
