@@ -374,7 +374,7 @@ class AgentSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Disposition)
-class DispositionAdmin(admin.ModelAdmin):
+class DispositionAdmin(ReadOnlyMixin, admin.ModelAdmin):
     """What agents recorded after their calls. Read only: it is the record of what was said."""
 
     list_display = ("created_at", "contact", "campaign", "agent", "code", "short_notes", "callback_at")
@@ -391,15 +391,6 @@ class DispositionAdmin(admin.ModelAdmin):
     def short_notes(self, disposition: Disposition) -> str:
         notes = disposition.notes
         return notes if len(notes) <= 80 else notes[:79] + "…"
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 # -- user accounts ------------------------------------------------------------------------------------------
