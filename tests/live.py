@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db import connection
 
 from voice import gateway
 from voice.sandbox import Sandbox, SandboxConfig
@@ -84,6 +85,23 @@ def stop_live_app(app: LiveApp, saved: dict) -> None:
     for name, value in saved.items():
         setattr(settings, name, value)
     gateway._client_for.cache_clear()
+    _wait_for_quiet_database()
+
+
+def _wait_for_quiet_database(timeout_s: float = 10.0) -> None:
+    """Wait until no other session works in the database: daphne outlives the sandbox, and a late (jittered)
+    webhook still being processed would deadlock with the test's teardown TRUNCATE."""
+    if connection.vendor != "postgresql":
+        return
+    quiet = 0
+    deadline = time.monotonic() + timeout_s
+    while quiet < 3 and time.monotonic() < deadline:  # three checks in a row: a request may be just arriving
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                           "AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND state <> 'idle'")
+            busy = cursor.fetchone()[0]
+        quiet = quiet + 1 if busy == 0 else 0
+        time.sleep(0.1)
 
 
 def wait_until(predicate, *, timeout_s: float = 10.0, interval_s: float = 0.05):
