@@ -65,7 +65,7 @@ def run(args) -> int:
     from tests.live import start_live_app, stop_live_app
     from voice.dialer import Dialer
     from voice.models import Call, WebhookEvent
-    from voice.sandbox.population import Population
+    from voice.pacing.population import Population
 
     population = Population(human=0.2, machine=0.3, fax=0.02, unknown=0.02, no_answer=0.36, busy=0.05,
                             failed=0.05, human_pickup_s=(2, 10), machine_pickup_s=(3, 12), talk_mean_s=40,

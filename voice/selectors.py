@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from campaigns.models import Campaign
-from voice import dialer, simulation
-from voice.sandbox.population import REFERENCE_B2B, PopulationStats
+from voice import dialer
+from voice.pacing import simulation
+from voice.pacing.population import REFERENCE_B2B, PopulationStats
 
 # Quick enough to run inside an admin request (a few seconds for the whole comparison); indicative, not
 # the 200 agent-hours of `simulate_pacing --table`.
