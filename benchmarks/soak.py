@@ -59,10 +59,10 @@ def run(args) -> int:
 
     settings.RECONCILE_MARGIN_S = 3
 
-    from campaigns import services as campaign_services
     from campaigns.models import AgentSession, Campaign, Contact
     from tests import factories
     from tests.live import start_live_app, stop_live_app
+    from voice import floor
     from voice.dialer import Dialer
     from voice.models import Call, WebhookEvent
     from voice.pacing.population import Population
@@ -98,7 +98,7 @@ def run(args) -> int:
         while not stop.is_set():
             for session in AgentSession.objects.filter(campaign=campaign, state=AgentSession.State.WRAP_UP):
                 try:
-                    campaign_services.disposition_record(session=session, code="not-interested")
+                    floor.disposition_record(session=session, code="not-interested")
                 except Exception:  # a disposition racing the end of the call: try again next round
                     pass
             close_old_connections()

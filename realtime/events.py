@@ -139,6 +139,12 @@ def campaign_event(campaign) -> dict:
             "status": campaign.status, "dial_mode": campaign.dial_mode}
 
 
+def dialing_event(campaign_id: int, held: dict | None) -> dict:
+    """Why ready agents get no line (`held`: {"code", "text"}), or None once dialing goes on."""
+    return {"type": "dialing", "id": campaign_id, "version": time.time_ns() // 1000, "campaign": campaign_id,
+            "held": held}
+
+
 # -- what services call ----------------------------------------------------------------------------------
 
 
@@ -161,3 +167,8 @@ def publish_agent(session) -> None:
 def publish_campaign(campaign) -> None:
     """The campaign was started, paused, resumed or ended: every console and wallboard of it."""
     publish(campaign_event(campaign), campaign_id=campaign.pk)
+
+
+def publish_dialing(campaign_id: int, held: dict | None) -> None:
+    """Why nothing is being dialed (or that dialing goes on again): every console and wallboard of the campaign."""
+    publish(dialing_event(campaign_id, held), campaign_id=campaign_id)

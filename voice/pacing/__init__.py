@@ -11,7 +11,7 @@ The app's worker (`voice.pacer`, `voice.dialer`) and the simulator call `decide`
 only `population`.
 """
 
-from voice.pacing.decisions import NOTHING, PacingDecision, decide, threshold_for
+from voice.pacing.decisions import NOTHING, PacingDecision, decide, governed_lines, threshold_for
 from voice.pacing.model import (
     MODES,
     QUANTILE_LEVELS,
@@ -26,5 +26,5 @@ from voice.pacing.model import (
 
 __all__ = [
     "MODES", "NOTHING", "QUANTILE_LEVELS", "REFERENCE_PRIOR", "AgentView", "LineView", "Mode", "PacingDecision",
-    "PacingSettings", "PacingStats", "blend", "decide", "threshold_for",
+    "PacingSettings", "PacingStats", "blend", "decide", "governed_lines", "threshold_for",
 ]

@@ -33,6 +33,7 @@ from operator import mul
 
 from voice.pacing.exposure import Exposure
 from voice.pacing.model import (
+    PARALLEL_SLACK_PER_LINE,
     SLACK_SCALE,
     TARGET_SHARE,
     THETA_MAX,
@@ -88,10 +89,26 @@ def decide(
     if mode == "progressive":
         return _per_agent(settings, agents, lines, 1)
     if mode == "parallel":
-        return _per_agent(settings, agents, lines, max(1, settings.lines_per_agent))
+        return _per_agent(settings, agents, lines, governed_lines(settings, stats))
     if mode == "predictive":
         return _predictive(settings, stats, agents, lines)
     raise ValueError(f"unknown pacing mode {mode!r}")
+
+
+def governed_lines(settings: PacingSettings, stats: PacingStats) -> int:
+    """Lines per ready agent the abandonment cap allows in parallel mode (rule 3 holds in every mode).
+
+    Integral action on the same budget as the predictive controller: slack = target x human-answered -
+    abandoned. One line abandons (almost) nobody; each further line needs PARALLEL_SLACK_PER_LINE of slack, so a
+    campaign with little history is careful, a campaign under its target earns its lines back, and the realised
+    rate converges under the cap. Only an explicit opt-out dials every line regardless.
+    """
+    wanted = max(1, settings.lines_per_agent)
+    if settings.cap_opt_out or wanted == 1:
+        return wanted
+    slack = settings.abandon_cap * TARGET_SHARE * stats.humans - stats.abandoned
+    extra = math.floor(slack / PARALLEL_SLACK_PER_LINE) if slack > 0 else 0
+    return max(1, min(wanted, 1 + extra))
 
 
 def threshold_for(settings: PacingSettings, stats: PacingStats) -> float:

@@ -37,6 +37,11 @@ THETA_MIN = 1.0 / 15.0
 THETA_MAX = 3.0
 SLACK_SCALE = 10.0
 TARGET_SHARE = 0.90
+# The parallel-mode governor: every extra line per agent beyond the first needs this many abandons of budget
+# (target x human-answered - abandoned). One line per agent abandons (almost) nobody, so a new campaign starts
+# there and earns its extra lines as people are reached; an abandon takes one back. 1.0 (of 0.5, 1, 2): measured with
+# `simulate_pacing` (1 x 3 and 5 x 5 lines at a 3 % cap stay under 3 % over 200 agent-hours).
+PARALLEL_SLACK_PER_LINE = 1.0
 # The caller decides again within this many seconds: a line kept now can be released then.
 RELEASE_LOOKAHEAD_S = 1.0
 # A talk row integrates the end of the talk over steps of this length.
@@ -87,6 +92,7 @@ class PacingSettings:
     max_hold_s: float = 2.0  # a human not given to an agent within this is abandoned (safe-harbor message)
     max_lines_per_agent: float = 8.0  # predictive: safety limit on lines in flight per staffed agent
     threshold: float | None = None  # predictive: fixed marginal-abandonment threshold (experiments); None = governed
+    cap_opt_out: bool = False  # parallel: dial every line whatever the abandonment (an explicit, recorded opt-out)
 
 
 @dataclass(frozen=True, slots=True)
