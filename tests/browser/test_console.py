@@ -181,7 +181,7 @@ def test_an_agent_works_calls_live_while_the_manager_watches(team, chromium):
     expect(page.locator("#agent-state-label")).to_have_text("Ready")
     page.get_by_role("button", name="Dial next").click()
     # (the one left is Chloe, called back in 2031: the gate says when the next contact is due)
-    expect(page.get_by_role("alert")).to_contain_text("Could not dial: Every contact left is waiting for its retry time")
+    expect(page.get_by_role("alert")).to_contain_text("Could not dial: Every contact left is waiting for its retry")
 
     # -- the agent's network drops; the manager pauses the campaign; the page catches up on its own ---------------
     agent_context.set_offline(True)
