@@ -136,7 +136,8 @@ def campaign_event(campaign) -> dict:
     # Campaigns have no version column; `updated_at` moves on every save, which orders their events.
     version = int(campaign.updated_at.timestamp() * 1_000_000) if campaign.updated_at else 0
     return {"type": "campaign", "id": campaign.pk, "version": version, "name": campaign.name,
-            "status": campaign.status, "dial_mode": campaign.dial_mode}
+            "status": campaign.status, "dial_mode": campaign.dial_mode,
+            "abandon_cap_opt_out": campaign.abandon_cap_opt_out}
 
 
 def dialing_event(campaign_id: int, held: dict | None) -> dict:

@@ -15,6 +15,7 @@ from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
+from voice import gate, pacer
 from voice.models import Call, human_answered_q
 from voice.selectors import abandonment
 from voice.states import Outcome, State
@@ -115,6 +116,14 @@ def wallboard_stats(*, campaign: Campaign, now: dt.datetime | None = None) -> di
     }
 
 
+def dialing_now(*, campaign: Campaign, now: dt.datetime) -> dict:
+    """Why ready agents get no line right now (the gate's own words), as the `dialing` event the worker sends
+    when it changes."""
+    stats = pacer.measured_stats(campaign, now=now) if campaign.status == Campaign.Status.RUNNING else None
+    held = gate.held_reason(campaign, now, stats=stats)
+    return events.dialing_event(campaign.pk, held.as_json() if held else None)
+
+
 # -- snapshots --------------------------------------------------------------------------------------------
 
 
@@ -149,6 +158,7 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
         "session": events.agent_event(session) if session else None,
         "calls": calls,
         "stats": agent_stats_today(session=session, now=now),
+        "dialing": dialing_now(campaign=campaign, now=now),
     }
 
 
@@ -169,6 +179,7 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
         "agents": [events.agent_event(s) for s in sessions],
         "calls": sorted(_calls(calls), key=lambda e: e["id"]),
         "stats": wallboard_stats(campaign=campaign, now=now),
+        "dialing": dialing_now(campaign=campaign, now=now),
     }
 
 

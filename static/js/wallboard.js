@@ -13,7 +13,8 @@
 
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
-      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls]);
+      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls,
+                     ...(snapshot.dialing ? [snapshot.dialing] : [])]);
       state.stats = snapshot.stats;
       render();
     },
@@ -110,12 +111,18 @@
                           ended: "Campaign ended"}[c.status];
     button.className = c.status === "running" ? "button button-quiet" : "button button-primary";
     button.disabled = state.busy || c.status === "ended";
-    $("campaign-hint").textContent = {
+    const dialing = store.get("dialing", cfg.campaignId);
+    const held = dialing && dialing.held;
+    $("campaign-hint").textContent = c.status === "running" && held ? held.text : {
       running: "Dialing. Pausing stops new dials; calls in progress carry on.",
       paused: "Paused: no new dials.",
       draft: "Not started yet.",
       ended: "This campaign has ended.",
     }[c.status];
+    const warning = $("opt-out-warning");
+    warning.hidden = !c.abandon_cap_opt_out;
+    warning.textContent = c.abandon_cap_opt_out ?
+      "The abandonment cap does not hold back parallel dialing here: a manager opted this campaign out." : "";
   }
 
   function renderTiles() {
