@@ -103,6 +103,7 @@ def call_event(call) -> dict:
         "state": call.state,
         "outcome": call.outcome,
         "answered_by": call.answered_by,
+        "verdict": call.verdict,  # "human" / "machine" / "": decided by voice.states, never by the pages
         "dialed_for": call.dialed_for_id,
         "bridged_to": call.bridged_to_id,
         "contact": contact_brief(contact),

@@ -128,7 +128,7 @@ def dialing_now(*, campaign: Campaign, now: dt.datetime) -> dict:
 
 
 def _calls(queryset) -> list[dict]:
-    return [events.call_event(c) for c in queryset.select_related("contact")]
+    return [events.call_event(c) for c in queryset.select_related("contact", "campaign")]
 
 
 def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.datetime | None = None) -> dict:
@@ -189,7 +189,7 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
 def access_call(user, *, campaign_id: int, call_id: int) -> Call:
     """A call of the campaign that the user may see: the agent it was dialed for or bridged to, or a manager."""
     campaign = access_campaign(user, campaign_id)
-    call = (Call.objects.select_related("contact", "dialed_for", "bridged_to")
+    call = (Call.objects.select_related("contact", "campaign", "dialed_for", "bridged_to")
             .filter(pk=call_id, campaign=campaign).first())
     if call is None:
         raise NotAllowed("no such call")

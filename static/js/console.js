@@ -360,7 +360,7 @@
   function prefetchCards() {
     // A human answered one of my lines: fetch the card now so it pops complete the moment they are bridged.
     for (const call of myCalls()) {
-      if (call.state === "answered" && call.answered_by && !D.isMachine(call.answered_by)) {
+      if (call.state === "answered" && D.isHuman(call)) {
         loadCard(call.id).catch(() => {});
       }
     }

@@ -64,7 +64,7 @@
   }
 
   function waiting(call) {
-    return call.state === "answered" && call.answered_by && !D.isMachine(call.answered_by) && !call.bridged_to;
+    return call.state === "answered" && D.isHuman(call) && !call.bridged_to;
   }
 
   // -- actions --------------------------------------------------------------------------------------------------
