@@ -69,10 +69,18 @@
 
   // -- actions --------------------------------------------------------------------------------------------------
 
+  // The campaign's allowed moves come from the server's transition table (campaigns/states.py), not from here.
+  function nextStatus(status) {
+    const allowed = cfg.transitions[status] || [];
+    const wanted = status === "running" ? "paused" : "running";
+    return allowed.includes(wanted) ? wanted : null;
+  }
+
   async function toggleCampaign() {
     const c = store.get("campaign", cfg.campaignId);
     if (!c || state.busy) return;
-    const next = c.status === "running" ? "paused" : "running";
+    const next = nextStatus(c.status);
+    if (!next) return;
     state.busy = true;
     render();
     try {
@@ -110,7 +118,7 @@
     button.textContent = {running: "Pause campaign", paused: "Resume campaign", draft: "Start campaign",
                           ended: "Campaign ended"}[c.status];
     button.className = c.status === "running" ? "button button-quiet" : "button button-primary";
-    button.disabled = state.busy || c.status === "ended";
+    button.disabled = state.busy || !nextStatus(c.status);
     const dialing = store.get("dialing", cfg.campaignId);
     const held = dialing && dialing.held;
     $("campaign-hint").textContent = c.status === "running" && held ? held.text : {
