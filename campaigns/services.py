@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from campaigns.imports import contacts_import_rows
+from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from realtime import events
 from voice import dialer, gateway, states
@@ -128,6 +129,7 @@ def _set_state(session: AgentSession, state: str, *, reason: str = "") -> None:
     session.version += 1
     session.save(update_fields=["state", "pause_reason", "state_changed_at", "version", "in_room",
                                 "agent_call_sid", "joined_at", "left_at", "conference_room"])
+    agent_state_log(session=session, at=session.state_changed_at)
     events.publish_agent(session)
     if state == State.READY:
         dialer.wake()
@@ -369,7 +371,7 @@ def agent_hang_up(*, session: AgentSession, machine: bool = False) -> Call:
 # -- creating a campaign from the API ---------------------------------------------------------------------
 
 DEFAULT_CODES = (
-    ("interested", "Interested", "1", {}),
+    ("interested", "Interested", "1", {"is_positive": True}),
     ("not-interested", "Not interested", "2", {}),
     ("callback", "Call back later", "3", {"closes_contact": False, "schedules_callback": True}),
     ("wrong-number", "Wrong number", "4", {"is_conversation": False}),

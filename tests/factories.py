@@ -34,7 +34,7 @@ def make_campaign(*, agents=(), codes: bool = True, **fields) -> Campaign:
         campaign.agents.add(*agents)
     if codes:
         DispositionCode.objects.bulk_create([
-            DispositionCode(campaign=campaign, code="interested", label="Interested", hotkey="1"),
+            DispositionCode(campaign=campaign, code="interested", label="Interested", hotkey="1", is_positive=True),
             DispositionCode(campaign=campaign, code="not-interested", label="Not interested", hotkey="2"),
             DispositionCode(campaign=campaign, code="callback", label="Call back", hotkey="3",
                             closes_contact=False, schedules_callback=True),

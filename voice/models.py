@@ -65,6 +65,8 @@ class Call(models.Model):
             models.Index(fields=["dialed_for", "state"], name="call_dialed_for_state_idx"),
             models.Index(fields=["state", "last_event_at"], condition=~Q(state="ended"), name="call_live_idx"),
             models.Index(fields=["campaign", "ended_at"], name="call_campaign_ended_idx"),
+            # Reports and exports read a campaign's calls by the time they were placed.
+            models.Index(fields=["campaign", "created_at"], name="call_campaign_created_idx"),
         ]
 
     def __str__(self) -> str:

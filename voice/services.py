@@ -23,6 +23,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact
 from realtime import events
 from voice import gateway, states
@@ -208,6 +209,7 @@ def _session_set_state(session: AgentSession, state: str, now: dt.datetime) -> N
     if state != AgentSession.State.PAUSED:
         session.pause_reason = ""
     session.save(update_fields=["state", "state_changed_at", "version", "pause_reason"])
+    agent_state_log(session=session, at=now)
     events.publish_agent(session)
     if state == AgentSession.State.READY:
         _wake_dialer()
