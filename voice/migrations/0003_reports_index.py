@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0004_dispositioncode_is_positive_agentstatechange'),
+        ('campaigns', '0004_reports'),
         ('voice', '0002_dial_throttle'),
     ]
 
