@@ -6,7 +6,6 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0004_reports'),
         ('voice', '0002_dial_throttle'),
     ]
 
