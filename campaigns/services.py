@@ -16,9 +16,9 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.forms import modelform_factory
 from django.utils import timezone
 
+from campaigns.agent_log import agent_state_log
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from campaigns.imports import contacts_import_rows
-from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from realtime import events
 from voice import dialer, gateway, states

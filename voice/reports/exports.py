@@ -1,0 +1,209 @@
+"""CSV exports for managers: streamed in batches (a million rows never sit in memory), UTF-8 with a byte-order
+mark so spreadsheets read the encoding right, and formula-safe as OWASP recommends ("CSV Injection"): a text
+cell that starts with =, +, -, @, a tab or a carriage return gets a leading apostrophe, and every text cell is
+quoted, so a contact named "=HYPERLINK(...)" stays text in Excel, LibreOffice and Google Sheets.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from collections.abc import Iterable, Iterator
+
+from django.db.models import Q
+
+from campaigns.models import AgentSession, Campaign, Contact, Disposition
+from voice.models import Call
+from voice.reports import selectors
+from voice.reports.period import Period
+
+BOM = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+BATCH = 5000  # rows per query and per chunk sent
+
+
+def safe_cell(value):
+    """A value as a spreadsheet should read it: numbers stay numbers, text can never be a formula."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return value
+    text = str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def stream_csv(header: list[str], rows: Iterable[list]) -> Iterator[bytes]:
+    """The CSV as UTF-8 chunks of about BATCH rows, the byte-order mark first."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\r\n")
+    buffer.write(BOM)
+    writer.writerow(header)
+    for count, row in enumerate(rows, 1):
+        writer.writerow([safe_cell(v) for v in row])
+        if count % BATCH == 0:
+            yield buffer.getvalue().encode("utf-8")
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue().encode("utf-8")
+
+
+def _keyset(queryset, *, key: str, batch: int = BATCH) -> Iterator:
+    """Rows of `queryset` (a values_list whose first two fields are `key` and `id`) in (key, id) order, one
+    short query per batch: no cursor held open across the response, no OFFSET that slows with depth."""
+    last = None
+    while True:
+        page = queryset
+        if last is not None:
+            page = page.filter(Q(**{f"{key}__gt": last[0]}) | Q(**{key: last[0], "id__gt": last[1]}),
+                               **{f"{key}__gte": last[0]})
+        rows = list(page.order_by(key, "id")[:batch])
+        yield from rows
+        if len(rows) < batch:
+            return
+        last = rows[-1][:2]
+
+
+def _local(value: dt.datetime | None, period: Period) -> str:
+    return value.astimezone(period.zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+
+def _seconds(later: dt.datetime | None, earlier: dt.datetime | None) -> int | str:
+    return round((later - earlier).total_seconds()) if later and earlier else ""
+
+
+def _agent_names(campaign: Campaign) -> dict[int, str]:
+    sessions = AgentSession.objects.filter(campaign=campaign).select_related("agent")
+    return {s.pk: s.agent.get_username() for s in sessions}
+
+
+def _recording_field() -> str | None:
+    # Recordings arrive with their own issue; the column is filled once calls carry a recording URL.
+    names = {f.name for f in Call._meta.get_fields()}
+    return "recording_url" if "recording_url" in names else None
+
+
+CALLS_HEADER = ["call_id", "placed_at", "contact", "phone", "agent", "outcome", "amd_verdict", "ring_s", "hold_s",
+                "talk_s", "disposition", "notes", "recording"]
+
+
+def calls_csv(*, campaign: Campaign, period: Period) -> Iterator[bytes]:
+    """One row per call placed in the period, oldest first."""
+    names = _agent_names(campaign)
+    recording = _recording_field()
+    fields = ["created_at", "id", "contact__name", "contact__phone", "bridged_to_id", "dialed_for_id", "outcome",
+              "answered_by", "dialed_at", "ringing_at", "answered_at", "connected_at", "ended_at",
+              "disposition__code__label", "disposition__notes"]
+    queryset = Call.objects.filter(campaign=campaign, created_at__gte=period.start, created_at__lt=period.end)
+    queryset = queryset.values_list(*fields, *([recording] if recording else []))
+
+    def rows():
+        for (created_at, pk, name, phone, bridged_to, dialed_for, outcome, answered_by, dialed_at, ringing_at,
+             answered_at, connected_at, ended_at, code, notes, *rest) in _keyset(queryset, key="created_at"):
+            rang_until = answered_at or ended_at
+            yield [pk, _local(created_at, period), name, phone, names.get(bridged_to or dialed_for, ""),
+                   outcome, answered_by, _seconds(rang_until, ringing_at or dialed_at),
+                   _seconds(connected_at or ended_at, answered_at), _seconds(ended_at, connected_at),
+                   code, notes, rest[0] if rest else ""]
+
+    return stream_csv(CALLS_HEADER, rows())
+
+
+DISPOSITIONS_HEADER = ["call_id", "disposed_at", "agent", "contact", "phone", "code", "label", "conversation",
+                       "positive", "callback_at", "notes"]
+
+
+def dispositions_csv(*, campaign: Campaign, period: Period) -> Iterator[bytes]:
+    """One row per disposition recorded in the period."""
+    queryset = Disposition.objects.filter(
+        call__campaign=campaign, created_at__gte=period.start, created_at__lt=period.end).values_list(
+        "created_at", "id", "call_id", "agent__username", "contact__name", "contact__phone", "code__code",
+        "code__label", "code__is_conversation", "code__is_positive", "callback_at", "notes")
+
+    def rows():
+        for created_at, _pk, call_id, agent, name, phone, code, label, conv, positive, callback_at, notes in _keyset(
+                queryset, key="created_at"):
+            yield [call_id, _local(created_at, period), agent, name, phone, code, label, conv, positive,
+                   _local(callback_at, period), notes]
+
+    return stream_csv(DISPOSITIONS_HEADER, rows())
+
+
+CONTACTS_HEADER = ["contact_id", "name", "company", "phone", "email", "time_zone", "status", "attempts",
+                   "last_outcome", "last_called_at", "next_attempt_at"]
+
+
+def contacts_csv(*, campaign: Campaign, period: Period) -> Iterator[bytes]:
+    """Every contact of the campaign as it stands now: status and attempts (the period sets the time zone)."""
+    queryset = Contact.objects.filter(campaign=campaign).values_list(
+        "id", "id", "name", "company", "phone", "email", "time_zone", "status", "attempts", "last_outcome",
+        "last_called_at", "next_attempt_at")
+    labels = dict(Contact.Status.choices)
+
+    def rows():
+        for pk, _, name, company, phone, email, zone, status, attempts, last_outcome, last_at, next_at in _keyset(
+                queryset, key="id"):
+            yield [pk, name, company, phone, email, zone, labels.get(status, status), attempts, last_outcome,
+                   _local(last_at, period), _local(next_at, period)]
+
+    return stream_csv(CONTACTS_HEADER, rows())
+
+
+AGENTS_HEADER = ["agent", "dials", "reached", "connect_rate", "conversations", "conversations_per_agent_hour",
+                 "talk_s", "wrap_s", "wait_s", "idle_s", "lines_per_agent", "abandoned_while_assigned"]
+
+
+def _round(value: float | None, digits: int = 3):
+    return round(value, digits) if value is not None else ""
+
+
+def agent_rows(report: dict) -> list[list]:
+    rows = []
+    for agent in report["agents"]:
+        m = agent["m"]
+        rows.append([agent["name"], m.dials, m.reached, _round(m.connect_rate), m.conversations,
+                     _round(m.conversations_per_agent_hour, 2), round(m.talk_s),
+                     *(round(m.agent.get(k, 0.0)) for k in ("wrap_s", "wait_s", "idle_s")),
+                     _round(m.lines_per_agent, 2), m.abandoned])
+    return rows
+
+
+def agents_csv(*, campaign: Campaign, period: Period) -> Iterator[bytes]:
+    """The reports page's per-agent table."""
+    report = selectors.campaign_report(campaign=campaign, period=period)
+    return stream_csv(AGENTS_HEADER, agent_rows(report))
+
+
+COMPLIANCE_HEADER = ["section", "time", "call_id", "contact", "phone", "figure", "detail"]
+
+
+def compliance_rows(report: dict, period: Period) -> Iterator[list]:
+    cap = report["campaign"].max_abandon_rate
+    for day in report["abandonment"]:
+        yield ["abandonment by day", day["day"].isoformat(), "", "", "", _round(day["rolling_rate"], 4),
+               f"rolling 30 days {day['rolling_abandoned']}/{day['rolling_reached']} vs cap {cap:.2%}; "
+               f"that day {day['abandoned']}/{day['reached']}" + ("; OVER THE CAP" if day["over_cap"] else "")]
+    for call in report["abandoned_calls"]:
+        yield ["abandoned call", _local(call["created_at"], period), call["id"], call["contact_name"], call["phone"],
+               _round(call["after_answer_s"], 2),
+               "safe-harbor message started " + (_local(call["safe_harbor_at"], period) or "NEVER")]
+    for call in report["short_rings"]:
+        yield ["ring shorter than the minimum", _local(call["created_at"], period), call["id"], call["contact_name"],
+               call["phone"], _round(float(call["rang_s"]), 1), f"minimum {report['campaign'].min_ring_s} s"]
+    for call in report["outside_window"]:
+        yield ["outside the calling window", _local(call["created_at"], period), call["id"], call["contact_name"],
+               call["phone"], "", f"contact's local time {call['local_at'] or 'unknown'} ({call['time_zone'] or '?'})"]
+    yield ["do-not-call: contacts blocked", "", "", "", "", report["dnc"]["contacts_blocked"], ""]
+    for call in report["dnc"]["calls_after_listing"]:
+        yield ["do-not-call: called after listing", _local(call["created_at"], period), call["id"],
+               call["contact_name"], call["phone"], "", "listed " + _local(call["listed_at"], period)]
+    for change in report["cap_changes"]:
+        yield ["cap or opt-out change", _local(change["at"], period), "", "", "", "",
+               f"{change['who']}: {change['what']}"]
+
+
+def compliance_csv(*, campaign: Campaign, period: Period) -> Iterator[bytes]:
+    report = selectors.compliance_report(campaign=campaign, period=period)
+    return stream_csv(COMPLIANCE_HEADER, compliance_rows(report, period))
