@@ -129,7 +129,7 @@ MEASURES_SQL = f"""
     coalesce(sum(talk_s), 0) AS talk_s,
     coalesce(sum(line_s), 0) AS line_s,
     count(amd_duration_ms) AS amd_n,
-    coalesce(sum(amd_duration_ms), 0) AS amd_ms_sum
+    coalesce(sum(amd_duration_ms), 0)::float8 AS amd_ms_sum
 """
 MEASURE_NAMES = ("dials", "answered", "reached", "machines", "talked", "abandoned", "conversations", "positive",
                  "corrected", "talk_s", "line_s", "amd_n", "amd_ms_sum")
@@ -146,8 +146,8 @@ f AS (
         c.answered_by, c.outcome, c.answered_at, c.amd_duration_ms, c.amd_corrected,
         {HUMAN_SQL} AS human,
         {MACHINE_SQL} AS machine,
-        extract(epoch FROM c.ended_at - c.connected_at) AS talk_s,
-        extract(epoch FROM c.ended_at - c.created_at) AS line_s,
+        extract(epoch FROM c.ended_at - c.connected_at)::float8 AS talk_s,
+        extract(epoch FROM c.ended_at - c.created_at)::float8 AS line_s,
         d.code_id,
         coalesce(dc.is_conversation, false) AS conversation,
         coalesce(dc.is_positive, false) AS positive
@@ -203,7 +203,7 @@ spans AS (
     FROM changes
 )
 SELECT session_id, (since AT TIME ZONE %(tz)s)::date AS day, state,
-       sum(extract(epoch FROM until - since)) AS seconds
+       sum(extract(epoch FROM until - since))::float8 AS seconds
 FROM spans WHERE until > since AND state <> 'offline'
 GROUP BY session_id, day, state
 """
@@ -332,7 +332,7 @@ def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | No
           "positive": codes[cid].is_positive if cid in codes else False,
           "count": m.dials, "share": _share(m.dials, disposed)}
          for cid, m in b["code_id"].items() if cid is not None),
-        key=lambda d: -d["count"])
+        key=lambda d: (-d["count"], d["label"]))
 
     funnel = [
         {"step": "Dialed", "count": total.dials},
@@ -388,7 +388,7 @@ def safe_harbor_count(*, campaign: Campaign, period: Period) -> int:
 
 SHORT_RING_SQL = f"""
 SELECT c.id, c.created_at, ct.name AS contact_name, ct.phone,
-       extract(epoch FROM c.ended_at - coalesce(c.ringing_at, c.dialed_at, c.created_at)) AS rang_s
+       extract(epoch FROM c.ended_at - coalesce(c.ringing_at, c.dialed_at, c.created_at)) ::float8 AS rang_s
 FROM {CALL} c JOIN {CONTACT} ct ON ct.id = c.contact_id
 WHERE c.campaign_id = %(campaign)s AND c.created_at >= %(start)s AND c.created_at < %(end)s
   AND c.outcome = '{Outcome.CANCELED}' AND c.ended_at IS NOT NULL
