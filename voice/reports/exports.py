@@ -50,7 +50,7 @@ def stream_csv(header: list[str], rows: Iterable[list]) -> Iterator[bytes]:
     yield buffer.getvalue().encode("utf-8")
 
 
-def _keyset(queryset, *, key: str, batch: int = BATCH) -> Iterator:
+def _keyset(queryset, *, key: str) -> Iterator:
     """Rows of `queryset` (a values_list whose first two fields are `key` and `id`) in (key, id) order, one
     short query per batch: no cursor held open across the response, no OFFSET that slows with depth."""
     last = None
@@ -59,9 +59,9 @@ def _keyset(queryset, *, key: str, batch: int = BATCH) -> Iterator:
         if last is not None:
             page = page.filter(Q(**{f"{key}__gt": last[0]}) | Q(**{key: last[0], "id__gt": last[1]}),
                                **{f"{key}__gte": last[0]})
-        rows = list(page.order_by(key, "id")[:batch])
+        rows = list(page.order_by(key, "id")[:BATCH])
         yield from rows
-        if len(rows) < batch:
+        if len(rows) < BATCH:
             return
         last = rows[-1][:2]
 
