@@ -1,0 +1,96 @@
+"""Manager reports over a million calls: page render time and CSV export throughput.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/reports.py \
+        [--calls 1000000] [--days 30] [--agents 50] [--runs 20] [--keep]
+
+Seeds one campaign with `seed_report_calls` in a throwaway database (`dialer_bench`), then, through the real
+views (Django's test client: URL routing, permission checks, the selectors, template rendering, streaming):
+- renders the reports page and the compliance page `--runs` times each for the default period (the last 7
+  days) and for the whole seeded range, and prints the distribution (p50 / p95 / max, milliseconds);
+- downloads each CSV export for the whole range once and prints rows per second (the body is read chunk by
+  chunk as a client would, never held whole).
+Budgets (issue 13): pages <= 1 s at p95, exports >= 20,000 rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import statistics
+import sys
+import time
+
+from _bench import bench_database
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=1_000_000)
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=20)
+    args = parser.parse_args()
+    with bench_database():
+        return run(args)
+
+
+def run(args) -> int:
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    from campaigns.models import Campaign
+    from tests.factories import make_user
+
+    call_command("seed_report_calls", calls=args.calls, days=args.days, agents=args.agents)
+    campaign = Campaign.objects.order_by("-pk").first()
+    manager = make_user(username="bench-manager", manager=True)
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(manager)
+    today = timezone.localdate()
+    whole = {"start": str(today - dt.timedelta(days=args.days - 1)), "end": str(today), "tz": "UTC"}
+    periods = {"last 7 days": {"tz": "UTC"}, f"all {args.days} days": whole}
+    budget_ok = True
+
+    print(f"\n{args.calls:,} calls, {args.agents} agents, {args.days} days; {args.runs} runs each (ms)")
+    print(f"{'page':<12} {'period':<14} {'p50':>8} {'p95':>8} {'max':>8}")
+    for page, path in (("reports", "reports/"), ("compliance", "reports/compliance/")):
+        url = f"/campaigns/{campaign.pk}/{path}"
+        for label, params in periods.items():
+            client.get(url, params)  # warm the caches once, as a manager's second look would be
+            times = []
+            for _ in range(args.runs):
+                started = time.perf_counter()
+                response = client.get(url, params)
+                times.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.status_code
+            p95 = percentile(times, 0.95)
+            budget_ok &= p95 <= 1000
+            print(f"{page:<12} {label:<14} {statistics.median(times):8.0f} {p95:8.0f} {max(times):8.0f}")
+
+    print(f"\n{'export':<14} {'rows':>10} {'seconds':>8} {'rows/s':>10} {'MB':>7}")
+    for name in ("calls", "dispositions", "contacts", "agents", "compliance"):
+        suffix = "reports/compliance.csv" if name == "compliance" else f"reports/{name}.csv"
+        started = time.perf_counter()
+        response = client.get(f"/campaigns/{campaign.pk}/{suffix}", whole)
+        rows = size = 0
+        for chunk in response.streaming_content:
+            rows += chunk.count(b"\r\n")
+            size += len(chunk)
+        elapsed = time.perf_counter() - started
+        rows -= 1  # the header
+        if name in ("calls", "dispositions", "contacts"):
+            budget_ok &= rows / elapsed >= 20_000
+        print(f"{name:<14} {rows:>10,} {elapsed:8.2f} {rows / elapsed:>10,.0f} {size / 1e6:7.1f}")
+    print("\nbudgets (pages p95 <= 1000 ms, exports >= 20,000 rows/s):", "met" if budget_ok else "NOT met")
+    return 0 if budget_ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
