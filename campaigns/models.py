@@ -273,6 +273,8 @@ class Disposition(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The report rollups find the dispositions written since they were last brought up to date.
+        indexes = [models.Index(fields=["created_at"], name="disposition_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.code} by {self.agent}"

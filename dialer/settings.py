@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "channels",
     "campaigns",
     "voice",
+    "voice.reports",
     "realtime",
 ]
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from campaigns.models import AgentSession, AgentStateChange, Campaign, Contact, DispositionCode, DoNotCall
 from voice.models import Call, WebhookEvent
+from voice.reports import rollups
 from voice.reports.period import Period
 from voice.states import Outcome
 
@@ -229,12 +230,16 @@ GROUP BY day
 """
 
 
-def abandonment_by_day(*, campaign: Campaign, period: Period) -> list[dict]:
+def abandonment_by_day(*, campaign: Campaign, period: Period, now: dt.datetime | None = None) -> list[dict]:
     """Per day of the period: abandoned / reached that day, and over the 30 days ending that day, against the
     campaign's cap as it is now."""
     since = period.start - dt.timedelta(days=ROLLING_DAYS - 1)
-    daily = {row["day"]: row for row in _rows(ABANDON_SQL, {
-        "tz": period.tz_name, "campaign": campaign.pk, "since": since, "end": period.end})}
+    params = {"tz": period.tz_name, "campaign": campaign.pk, "since": since, "end": period.end}
+    if rollups.whole_hours(period):
+        rollups.rollup_refresh(campaign=campaign, now=now)
+        daily = {row["day"]: row for row in _rows(rollups.DAILY_ABANDON_SQL, params)}
+    else:
+        daily = {row["day"]: row for row in _rows(ABANDON_SQL, params)}
     cap = campaign.max_abandon_rate
     result = []
     for day in period.days:
@@ -271,11 +276,15 @@ AMD_LABELS = {"human": "Human", "machine_start": "Machine (greeting start)",
               "": "No verdict (timed out)"}
 
 
-def amd_breakdown(*, campaign: Campaign, period: Period, by_verdict: dict[str, Measures]) -> list[dict]:
+def amd_latency(*, campaign: Campaign, period: Period) -> dict[str, dict]:
+    """Median and 90th percentile of the detection time per verdict, from the calls themselves."""
+    return {row["answered_by"]: row for row in _rows(AMD_LATENCY_SQL, {
+        "campaign": campaign.pk, "start": period.start, "end": period.end})}
+
+
+def amd_breakdown(*, by_verdict: dict[str, Measures], latency: dict[str, dict]) -> list[dict]:
     """Answered calls per AMD verdict, with detection latency and the agents' "that was a machine"
     corrections of `human` verdicts (the false-human rate)."""
-    latency = {row["answered_by"]: row for row in _rows(AMD_LATENCY_SQL, {
-        "campaign": campaign.pk, "start": period.start, "end": period.end})}
     answered = sum(m.answered for m in by_verdict.values())
     order = {v: i for i, v in enumerate(AMD_ORDER)}
     result = []
@@ -293,6 +302,71 @@ def amd_breakdown(*, campaign: Campaign, period: Period, by_verdict: dict[str, M
     return result
 
 
+# -- from the rollups or from the calls ----------------------------------------------------------------------
+
+
+def _figures(*, campaign: Campaign, period: Period, now: dt.datetime | None = None):
+    """(breakdowns as call_breakdowns returns them, agent time rows, AMD latency per verdict): from the hourly
+    rollups, brought up to date first, when the period is made of whole UTC hours; else from the calls."""
+    if not rollups.whole_hours(period):
+        return (call_breakdowns(campaign=campaign, period=period),
+                agent_time(campaign=campaign, period=period, now=now), amd_latency(campaign=campaign, period=period))
+    rollups.rollup_refresh(campaign=campaign, now=now)
+    b: dict = {"total": Measures(), **{d: {} for d in DIMENSIONS}}
+    agent_rows: list[dict] = []
+    histogram: dict[str, list[tuple[int, int]]] = {}
+
+    def key_id(key: str) -> int | None:
+        return int(key) if key else None
+
+    for row in rollups.rollup_rows(campaign=campaign, start=period.start, end=period.end, tz=period.tz_name):
+        dim, key = row["dim"], row["key"]
+        if row["g_day"] == 0:
+            if dim == "total":
+                b["day"][row["day"]] = _measures(row)
+            elif dim == "agent_time":
+                session, state = key.split("|")
+                agent_rows.append({"session_id": int(session), "day": row["day"], "state": state,
+                                   "seconds": row["seconds"]})
+        elif row["g_hod"] == 0:
+            if dim == "total":
+                b["hour"][row["hod"]] = _measures(row)
+        elif dim == "total":
+            b["total"] = _measures(row)
+        elif dim == "local_hour":
+            b["local_hour"][key_id(key)] = _measures(row)
+        elif dim == "session":
+            b["session_id"][key_id(key)] = _measures(row)
+        elif dim == "code":
+            b["code_id"][key_id(key)] = _measures(row)
+        elif dim == "answered_by":
+            b["answered_by"][key] = _measures(row)
+        elif dim == "amd_ms":
+            verdict, bucket = key.rsplit("|", 1)
+            histogram.setdefault(verdict, []).append((int(bucket), row["dials"]))
+    latency = {verdict: {"p50": _histogram_percentile(buckets, 0.5), "p90": _histogram_percentile(buckets, 0.9)}
+               for verdict, buckets in histogram.items()}
+    return b, agent_rows, latency
+
+
+def _histogram_percentile(buckets: list[tuple[int, int]], share: float) -> float | None:
+    """percentile_cont over the bucket midpoints, each counted as often as the bucket holds calls."""
+    buckets = sorted(buckets)
+    total = sum(count for _, count in buckets)
+    if not total:
+        return None
+    position = share * (total - 1)
+    below, above = int(position), min(int(position) + 1, total - 1)
+    values = {}
+    seen = 0
+    for bucket, count in buckets:
+        for index in (below, above):
+            if seen <= index < seen + count:
+                values[index] = bucket + rollups.AMD_BUCKET_MS / 2
+        seen += count
+    return values[below] + (values[above] - values[below]) * (position - below)
+
+
 # -- the report -------------------------------------------------------------------------------------------
 
 
@@ -303,11 +377,11 @@ def _agent_names(campaign: Campaign) -> dict[int, str]:
 
 def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | None = None) -> dict:
     """Everything the reports page shows, as plain data (the CSV exports read the same)."""
-    b = call_breakdowns(campaign=campaign, period=period)
+    b, agent_rows, latency = _figures(campaign=campaign, period=period, now=now)
     total: Measures = b["total"]
     names = _agent_names(campaign)
 
-    for row in agent_time(campaign=campaign, period=period, now=now):
+    for row in agent_rows:
         key = AGENT_STATES[row["state"]]
         seconds = float(row["seconds"])
         for measures in (total, b["day"].setdefault(row["day"], Measures()),
@@ -348,8 +422,8 @@ def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | No
         "campaign": campaign, "period": period, "total": total, "days": days, "hours": hours,
         "best_hours": best_hours, "unknown_zone": unknown_zone, "agents": agents, "unassigned": unassigned,
         "dispositions": dispositions, "disposed": disposed, "funnel": funnel,
-        "amd": amd_breakdown(campaign=campaign, period=period, by_verdict=b["answered_by"]),
-        "abandonment": abandonment_by_day(campaign=campaign, period=period),
+        "amd": amd_breakdown(by_verdict=b["answered_by"], latency=latency),
+        "abandonment": abandonment_by_day(campaign=campaign, period=period, now=now),
         "safe_harbor_played": safe_harbor_count(campaign=campaign, period=period),
     }
 
@@ -391,6 +465,7 @@ SELECT c.id, c.created_at, ct.name AS contact_name, ct.phone,
        extract(epoch FROM c.ended_at - coalesce(c.ringing_at, c.dialed_at, c.created_at)) ::float8 AS rang_s
 FROM {CALL} c JOIN {CONTACT} ct ON ct.id = c.contact_id
 WHERE c.campaign_id = %(campaign)s AND c.created_at >= %(start)s AND c.created_at < %(end)s
+  AND (%(all)s OR date_trunc('hour', c.created_at) = ANY(%(hours)s::timestamptz[]))
   AND c.outcome = '{Outcome.CANCELED}' AND c.ended_at IS NOT NULL
   AND c.ended_at - coalesce(c.ringing_at, c.dialed_at, c.created_at) < make_interval(secs => %(min_ring_s)s)
 ORDER BY c.created_at, c.id
@@ -402,8 +477,8 @@ def short_rings(*, campaign: Campaign, period: Period) -> list[dict]:
     Should be none."""
     if campaign.min_ring_s <= 0:
         return []
-    return _rows(SHORT_RING_SQL, {"campaign": campaign.pk, "start": period.start, "end": period.end,
-                                  "min_ring_s": float(campaign.min_ring_s)})
+    return _rows(SHORT_RING_SQL, {"campaign": campaign.pk, "min_ring_s": float(campaign.min_ring_s),
+                                  **_flagged_hours(campaign, period, "short_rings")})
 
 
 OUTSIDE_WINDOW_SQL = f"""
@@ -413,6 +488,7 @@ f AS (
            c.created_at AT TIME ZONE z.name AS local_at
     FROM {CALL} c JOIN {CONTACT} ct ON ct.id = c.contact_id LEFT JOIN zones z ON z.name = ct.time_zone
     WHERE c.campaign_id = %(campaign)s AND c.created_at >= %(start)s AND c.created_at < %(end)s
+      AND (%(all)s OR date_trunc('hour', c.created_at) = ANY(%(hours)s::timestamptz[]))
 )
 SELECT id, created_at, contact_name, phone, time_zone, local_at FROM f
 WHERE local_at IS NULL OR local_at::time < %(window_start)s OR local_at::time >= %(window_end)s
@@ -425,9 +501,9 @@ def outside_window(*, campaign: Campaign, period: Period) -> list[dict]:
     """Calls placed when it was outside the campaign's calling window (hours and days) at the contact, or to a
     contact whose time zone is unknown. Should be none: the dial gate checks the same window."""
     return _rows(OUTSIDE_WINDOW_SQL, {
-        "zones": _zone_names(), "campaign": campaign.pk, "start": period.start, "end": period.end,
-        "window_start": campaign.window_start, "window_end": campaign.window_end,
-        "days": list(campaign.window_days or DEFAULT_WINDOW_DAYS)})
+        "zones": _zone_names(), "campaign": campaign.pk, "window_start": campaign.window_start,
+        "window_end": campaign.window_end, "days": list(campaign.window_days or DEFAULT_WINDOW_DAYS),
+        **_flagged_hours(campaign, period, "outside_window")})
 
 
 DNC_CALLS_SQL = f"""
@@ -486,6 +562,18 @@ def _changed_fields(entry: LogEntry) -> list[str]:
         if isinstance(message, dict) and "changed" in message:
             fields += message["changed"].get("fields", [])
     return fields
+
+
+def _flagged_hours(campaign: Campaign, period: Period, column: str) -> dict:
+    """Query parameters that limit a finding's look-up to the hours the rollups flagged (usually none), or to
+    the whole period when it is not read from rollups."""
+    params = {"start": period.start, "end": period.end, "all": True, "hours": []}
+    if rollups.whole_hours(period):
+        rollups.rollup_refresh(campaign=campaign)
+        params["all"] = False
+        params["hours"] = rollups.flagged_hours(campaign=campaign, start=period.start, end=period.end,
+                                                column=column)
+    return params
 
 
 def compliance_report(*, campaign: Campaign, period: Period) -> dict:
