@@ -179,3 +179,9 @@ def test_under_asgi_the_export_streams_asynchronously(transactional_db, async_cl
 
     body = asyncio.run(fetch())
     assert body.startswith(b"\xef\xbb\xbf") and body.count(b"\r\n") == 12
+
+
+def test_the_wallboard_links_to_the_reports(client, floor):
+    client.force_login(floor.manager)
+    page = client.get(f"/campaigns/{floor.campaign.pk}/wallboard/").content.decode()
+    assert f'href="/campaigns/{floor.campaign.pk}/reports/">Reports</a>' in page
