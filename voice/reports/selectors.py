@@ -230,13 +230,15 @@ GROUP BY day
 """
 
 
-def abandonment_by_day(*, campaign: Campaign, period: Period, now: dt.datetime | None = None) -> list[dict]:
+def abandonment_by_day(*, campaign: Campaign, period: Period, now: dt.datetime | None = None,
+                       refresh: bool = True) -> list[dict]:
     """Per day of the period: abandoned / reached that day, and over the 30 days ending that day, against the
     campaign's cap as it is now."""
     since = period.start - dt.timedelta(days=ROLLING_DAYS - 1)
     params = {"tz": period.tz_name, "campaign": campaign.pk, "since": since, "end": period.end}
     if rollups.whole_hours(period):
-        rollups.rollup_refresh(campaign=campaign, now=now)
+        if refresh:
+            rollups.rollup_refresh(campaign=campaign, now=now)
         daily = {row["day"]: row for row in _rows(rollups.DAILY_ABANDON_SQL, params)}
     else:
         daily = {row["day"]: row for row in _rows(ABANDON_SQL, params)}
@@ -305,13 +307,15 @@ def amd_breakdown(*, by_verdict: dict[str, Measures], latency: dict[str, dict]) 
 # -- from the rollups or from the calls ----------------------------------------------------------------------
 
 
-def _figures(*, campaign: Campaign, period: Period, now: dt.datetime | None = None):
+def _figures(*, campaign: Campaign, period: Period, now: dt.datetime | None = None, refresh: bool = True):
     """(breakdowns as call_breakdowns returns them, agent time rows, AMD latency per verdict): from the hourly
-    rollups, brought up to date first, when the period is made of whole UTC hours; else from the calls."""
+    rollups, brought up to date first (unless the caller just did), when the period is made of whole UTC
+    hours; else from the calls."""
     if not rollups.whole_hours(period):
         return (call_breakdowns(campaign=campaign, period=period),
                 agent_time(campaign=campaign, period=period, now=now), amd_latency(campaign=campaign, period=period))
-    rollups.rollup_refresh(campaign=campaign, now=now)
+    if refresh:
+        rollups.rollup_refresh(campaign=campaign, now=now)
     b: dict = {"total": Measures(), **{d: {} for d in DIMENSIONS}}
     agent_rows: list[dict] = []
     histogram: dict[str, list[tuple[int, int]]] = {}
@@ -377,7 +381,8 @@ def _agent_names(campaign: Campaign) -> dict[int, str]:
 
 def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | None = None) -> dict:
     """Everything the reports page shows, as plain data (the CSV exports read the same)."""
-    b, agent_rows, latency = _figures(campaign=campaign, period=period, now=now)
+    fresh = _refresh(campaign, period, now)
+    b, agent_rows, latency = _figures(campaign=campaign, period=period, now=now, refresh=not fresh)
     total: Measures = b["total"]
     names = _agent_names(campaign)
 
@@ -423,7 +428,7 @@ def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | No
         "best_hours": best_hours, "unknown_zone": unknown_zone, "agents": agents, "unassigned": unassigned,
         "dispositions": dispositions, "disposed": disposed, "funnel": funnel,
         "amd": amd_breakdown(by_verdict=b["answered_by"], latency=latency),
-        "abandonment": abandonment_by_day(campaign=campaign, period=period, now=now),
+        "abandonment": abandonment_by_day(campaign=campaign, period=period, now=now, refresh=not fresh),
         "safe_harbor_played": safe_harbor_count(campaign=campaign, period=period),
     }
 
@@ -472,13 +477,13 @@ ORDER BY c.created_at, c.id
 """
 
 
-def short_rings(*, campaign: Campaign, period: Period) -> list[dict]:
+def short_rings(*, campaign: Campaign, period: Period, refresh: bool = True) -> list[dict]:
     """Lines we released (outcome canceled) before they had rung the campaign's minimum ring time (rule 4).
     Should be none."""
     if campaign.min_ring_s <= 0:
         return []
     return _rows(SHORT_RING_SQL, {"campaign": campaign.pk, "min_ring_s": float(campaign.min_ring_s),
-                                  **_flagged_hours(campaign, period, "short_rings")})
+                                  **_flagged_hours(campaign, period, "short_rings", refresh)})
 
 
 OUTSIDE_WINDOW_SQL = f"""
@@ -497,13 +502,13 @@ ORDER BY created_at, id
 """
 
 
-def outside_window(*, campaign: Campaign, period: Period) -> list[dict]:
+def outside_window(*, campaign: Campaign, period: Period, refresh: bool = True) -> list[dict]:
     """Calls placed when it was outside the campaign's calling window (hours and days) at the contact, or to a
     contact whose time zone is unknown. Should be none: the dial gate checks the same window."""
     return _rows(OUTSIDE_WINDOW_SQL, {
         "zones": _zone_names(), "campaign": campaign.pk, "window_start": campaign.window_start,
         "window_end": campaign.window_end, "days": list(campaign.window_days or DEFAULT_WINDOW_DAYS),
-        **_flagged_hours(campaign, period, "outside_window")})
+        **_flagged_hours(campaign, period, "outside_window", refresh)})
 
 
 DNC_CALLS_SQL = f"""
@@ -564,25 +569,35 @@ def _changed_fields(entry: LogEntry) -> list[str]:
     return fields
 
 
-def _flagged_hours(campaign: Campaign, period: Period, column: str) -> dict:
+def _flagged_hours(campaign: Campaign, period: Period, column: str, refresh: bool) -> dict:
     """Query parameters that limit a finding's look-up to the hours the rollups flagged (usually none), or to
     the whole period when it is not read from rollups."""
     params = {"start": period.start, "end": period.end, "all": True, "hours": []}
     if rollups.whole_hours(period):
-        rollups.rollup_refresh(campaign=campaign)
+        if refresh:
+            rollups.rollup_refresh(campaign=campaign)
         params["all"] = False
         params["hours"] = rollups.flagged_hours(campaign=campaign, start=period.start, end=period.end,
                                                 column=column)
     return params
 
 
+def _refresh(campaign: Campaign, period: Period, now: dt.datetime | None = None) -> bool:
+    """Bring the rollups up to date once for a whole report; True when the report reads them."""
+    if rollups.whole_hours(period):
+        rollups.rollup_refresh(campaign=campaign, now=now)
+        return True
+    return False
+
+
 def compliance_report(*, campaign: Campaign, period: Period) -> dict:
+    refresh = not _refresh(campaign, period)
     return {
         "campaign": campaign, "period": period,
-        "abandonment": abandonment_by_day(campaign=campaign, period=period),
+        "abandonment": abandonment_by_day(campaign=campaign, period=period, refresh=refresh),
         "abandoned_calls": abandoned_calls(campaign=campaign, period=period),
-        "short_rings": short_rings(campaign=campaign, period=period),
-        "outside_window": outside_window(campaign=campaign, period=period),
+        "short_rings": short_rings(campaign=campaign, period=period, refresh=refresh),
+        "outside_window": outside_window(campaign=campaign, period=period, refresh=refresh),
         "dnc": dnc_summary(campaign=campaign, period=period),
         "cap_changes": cap_changes(campaign=campaign),
     }

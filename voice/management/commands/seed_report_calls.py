@@ -138,7 +138,8 @@ class Command(BaseCommand):
         day0 = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
         params = {"campaign": campaign_id, "calls": calls, "contacts": contacts, "agents": agents, "days": days,
                   "sessions": sessions, "codes": codes,
-                  "start": day0 - dt.timedelta(days=days - 1)}
+                  # The days before today: nothing in the future, nothing still changing.
+                  "start": day0 - dt.timedelta(days=days)}
         steps = (("contacts", CONTACTS_SQL), ("calls", CALLS_SQL), ("dispositions", DISPOSITIONS_SQL),
                  ("agent state changes", AGENT_LOG_SQL), ("safe-harbor fetches", SAFE_HARBOR_SQL))
         with transaction.atomic(), connection.cursor() as cursor:
