@@ -273,3 +273,12 @@ def test_the_refresh_command(floor):
     assert CallHourStat.objects.filter(campaign=floor.campaign, dim="total").aggregate(n=Sum("dials"))["n"] == 11 + 15
     call_command("refresh_report_rollups", stdout=out)
     assert "0 changed hour(s)" in out.getvalue()
+
+
+def test_changing_what_a_code_counts_as_rolls_everything_up_again(floor):
+    """Rollups count positive dispositions; when a manager flags "not interested" as positive, the next report
+    counts it without any call having changed."""
+    p = period()
+    assert selectors.campaign_report(campaign=floor.campaign, period=p)["total"].positive == 1
+    floor.campaign.disposition_codes.filter(code="not-interested").update(is_positive=True)
+    assert selectors.campaign_report(campaign=floor.campaign, period=p)["total"].positive == 2

@@ -47,6 +47,8 @@ class RollupMark(models.Model):
     campaign = models.OneToOneField("campaigns.Campaign", on_delete=models.CASCADE, primary_key=True,
                                     related_name="+")
     refreshed_at = models.DateTimeField()
+    settings = models.CharField(max_length=64, blank=True,
+                                help_text="Fingerprint of the campaign settings the rollups were computed with.")
 
     def __str__(self) -> str:
         return f"{self.campaign_id} at {self.refreshed_at}"

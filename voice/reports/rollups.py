@@ -16,11 +16,12 @@ A period whose time zone is a whole number of hours from UTC reads whole UTC hou
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, DispositionCode
 from voice.reports.models import CallHourStat, RollupMark
 from voice.reports.period import Period
 
@@ -146,15 +147,26 @@ def _call_params(campaign: Campaign) -> dict:
             "days": list(campaign.window_days or DEFAULT_WINDOW_DAYS)}
 
 
+def _settings_fingerprint(campaign: Campaign, params: dict) -> str:
+    """What the rolled-up figures depend on besides the calls: the calling window and minimum ring (compliance
+    flags) and what each disposition code counts as. When any of these change, everything is rolled up again."""
+    codes = sorted(DispositionCode.objects.filter(campaign=campaign).values_list("pk", "is_conversation",
+                                                                                 "is_positive"))
+    text = repr((str(params["window_start"]), str(params["window_end"]), params["days"], params["min_ring_s"], codes))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def rollup_refresh(*, campaign: Campaign, now: dt.datetime | None = None) -> int:
-    """Roll up what changed since the last refresh; returns how many call-hours were rolled up again."""
+    """Roll up what changed since the last refresh; returns how many call-hours were rolled up again (-1: all
+    of them, the first time or after a change of the settings the figures depend on)."""
     now = now or timezone.now()
     with transaction.atomic():
         _lock(campaign.pk)
         mark = RollupMark.objects.filter(campaign=campaign).first()
         params = _call_params(campaign)
+        fingerprint = _settings_fingerprint(campaign, params)
         with connection.cursor() as cursor:
-            if mark is None:
+            if mark is None or mark.settings != fingerprint:
                 CallHourStat.objects.filter(campaign=campaign).delete()
                 hours = None
                 cursor.execute(CALLS_SQL, {**params, "lo": EPOCH, "hi": now + HOUR, "all": True, "hours": []})
@@ -172,7 +184,8 @@ def rollup_refresh(*, campaign: Campaign, now: dt.datetime | None = None) -> int
                 agent_from = since.replace(minute=0, second=0, microsecond=0)
             CallHourStat.objects.filter(campaign=campaign, dim="agent_time", hour__gte=agent_from).delete()
             cursor.execute(AGENT_SQL, {"campaign": campaign.pk, "lo": agent_from, "until": now})
-        RollupMark.objects.update_or_create(campaign=campaign, defaults={"refreshed_at": now})
+        RollupMark.objects.update_or_create(campaign=campaign,
+                                            defaults={"refreshed_at": now, "settings": fingerprint})
     return -1 if hours is None else len(hours)
 
 
