@@ -35,6 +35,8 @@ class CallHourStat(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["campaign", "hour", "dim", "key"], name="call_hour_stat_unique")]
+        # The rolling abandonment reads one breakdown ("total") over 30 days and more.
+        indexes = [models.Index(fields=["campaign", "dim", "hour"], name="call_hour_stat_dim_idx")]
 
     def __str__(self) -> str:
         return f"{self.campaign_id} {self.hour:%Y-%m-%d %H}h {self.dim}={self.key}"
