@@ -22,6 +22,7 @@ class CallHourStat(models.Model):
     machines = models.IntegerField(default=0)
     talked = models.IntegerField(default=0)
     abandoned = models.IntegerField(default=0)
+    safe_harbor = models.IntegerField(default=0, help_text="Abandoned calls that heard the safe-harbor message.")
     conversations = models.IntegerField(default=0)
     positive = models.IntegerField(default=0)
     corrected = models.IntegerField(default=0)

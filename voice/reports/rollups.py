@@ -32,8 +32,14 @@ HOUR = dt.timedelta(hours=1)
 AMD_BUCKET_MS = 200  # the latency histogram's resolution: percentiles are exact to +-100 ms
 
 STAT = CallHourStat._meta.db_table
-SUMS = ("dials", "answered", "reached", "machines", "talked", "abandoned", "conversations", "positive", "corrected",
-        "short_rings", "outside_window", "talk_s", "line_s", "amd_n", "amd_ms_sum", "seconds")
+SUMS = ("dials", "answered", "reached", "machines", "talked", "abandoned", "safe_harbor", "conversations", "positive",
+        "corrected", "short_rings", "outside_window", "talk_s", "line_s", "amd_n", "amd_ms_sum", "seconds")
+
+# An abandoned call heard the safe-harbor message when Twilio fetched its TwiML (else when we redirected to it).
+SAFE_HARBOR_HEARD = """(c.outcome = 'abandoned' AND (
+            EXISTS (SELECT 1 FROM voice_webhookevent w WHERE w.call_sid = c.sid AND w.path LIKE '%%/safe-harbor%%')
+            OR EXISTS (SELECT 1 FROM voice_callevent e WHERE e.call_id = c.id
+                       AND e.data -> 'effects' @> '["redirect_safe_harbor"]'::jsonb))) AS safe_harbor"""
 
 # One pass over the calls of the dirty hours: the measures per hour, for the whole campaign and per breakdown.
 CALLS_SQL = f"""
@@ -48,6 +54,7 @@ f AS (
         (c.answered_by LIKE 'machine%%' OR c.answered_by = 'fax') AS machine,
         extract(epoch FROM c.ended_at - c.connected_at)::float8 AS talk_s,
         extract(epoch FROM c.ended_at - c.created_at)::float8 AS line_s,
+        {SAFE_HARBOR_HEARD},
         (c.amd_duration_ms / {AMD_BUCKET_MS}) * {AMD_BUCKET_MS} AS amd_bucket,
         d.code_id,
         coalesce(dc.is_conversation, false) AS conversation,
@@ -67,8 +74,8 @@ f AS (
       AND (%(all)s OR date_trunc('hour', c.created_at) = ANY(%(hours)s::timestamptz[]))
 )
 INSERT INTO {STAT} (campaign_id, hour, dim, key, dials, answered, reached, machines, talked, abandoned,
-                    conversations, positive, corrected, short_rings, outside_window, talk_s, line_s, amd_n,
-                    amd_ms_sum, seconds)
+                    safe_harbor, conversations, positive, corrected, short_rings, outside_window, talk_s, line_s,
+                    amd_n, amd_ms_sum, seconds)
 SELECT %(campaign)s, hour,
     CASE WHEN grouping(local_hour) = 0 THEN 'local_hour' WHEN grouping(session_id) = 0 THEN 'session'
          WHEN grouping(code_id) = 0 THEN 'code' WHEN grouping(amd_bucket) = 0 THEN 'amd_ms'
@@ -80,7 +87,8 @@ SELECT %(campaign)s, hour,
          WHEN grouping(answered_by) = 0 THEN answered_by ELSE '' END,
     count(*), count(*) FILTER (WHERE answered_at IS NOT NULL), count(*) FILTER (WHERE human),
     count(*) FILTER (WHERE machine), count(*) FILTER (WHERE outcome = 'talked'),
-    count(*) FILTER (WHERE outcome = 'abandoned'), count(*) FILTER (WHERE conversation),
+    count(*) FILTER (WHERE outcome = 'abandoned'), count(*) FILTER (WHERE safe_harbor),
+    count(*) FILTER (WHERE conversation),
     count(*) FILTER (WHERE positive), count(*) FILTER (WHERE amd_corrected), count(*) FILTER (WHERE short_ring),
     count(*) FILTER (WHERE outside_window), coalesce(sum(talk_s), 0), coalesce(sum(line_s), 0),
     count(amd_duration_ms), coalesce(sum(amd_duration_ms), 0)::float8, 0
@@ -115,10 +123,10 @@ cut AS (
     WHERE until > since AND state <> 'offline'
 )
 INSERT INTO {STAT} (campaign_id, hour, dim, key, dials, answered, reached, machines, talked, abandoned,
-                    conversations, positive, corrected, short_rings, outside_window, talk_s, line_s, amd_n,
-                    amd_ms_sum, seconds)
+                    safe_harbor, conversations, positive, corrected, short_rings, outside_window, talk_s, line_s,
+                    amd_n, amd_ms_sum, seconds)
 SELECT %(campaign)s, hour, 'agent_time', session_id::text || '|' || state, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-       0, 0, sum(seconds)
+       0, 0, 0, sum(seconds)
 FROM cut GROUP BY hour, session_id, state
 """
 

@@ -80,6 +80,7 @@ class Measures:
     machines: int = 0
     talked: int = 0
     abandoned: int = 0
+    safe_harbor: int = 0
     conversations: int = 0
     positive: int = 0
     corrected: int = 0
@@ -124,6 +125,7 @@ MEASURES_SQL = f"""
     count(*) FILTER (WHERE machine) AS machines,
     count(*) FILTER (WHERE outcome = '{Outcome.TALKED}') AS talked,
     count(*) FILTER (WHERE outcome = '{Outcome.ABANDONED}') AS abandoned,
+    count(*) FILTER (WHERE safe_harbor) AS safe_harbor,
     count(*) FILTER (WHERE conversation) AS conversations,
     count(*) FILTER (WHERE positive) AS positive,
     count(*) FILTER (WHERE amd_corrected) AS corrected,
@@ -132,7 +134,8 @@ MEASURES_SQL = f"""
     count(amd_duration_ms) AS amd_n,
     coalesce(sum(amd_duration_ms), 0)::float8 AS amd_ms_sum
 """
-MEASURE_NAMES = ("dials", "answered", "reached", "machines", "talked", "abandoned", "conversations", "positive",
+MEASURE_NAMES = ("dials", "answered", "reached", "machines", "talked", "abandoned", "safe_harbor", "conversations",
+                 "positive",
                  "corrected", "talk_s", "line_s", "amd_n", "amd_ms_sum")
 DIMENSIONS = ("day", "hour", "local_hour", "session_id", "answered_by", "code_id")
 
@@ -147,6 +150,7 @@ f AS (
         c.answered_by, c.outcome, c.answered_at, c.amd_duration_ms, c.amd_corrected,
         {HUMAN_SQL} AS human,
         {MACHINE_SQL} AS machine,
+        {rollups.SAFE_HARBOR_HEARD},
         extract(epoch FROM c.ended_at - c.connected_at)::float8 AS talk_s,
         extract(epoch FROM c.ended_at - c.created_at)::float8 AS line_s,
         d.code_id,
@@ -429,7 +433,7 @@ def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | No
         "dispositions": dispositions, "disposed": disposed, "funnel": funnel,
         "amd": amd_breakdown(by_verdict=b["answered_by"], latency=latency),
         "abandonment": abandonment_by_day(campaign=campaign, period=period, now=now, refresh=not fresh),
-        "safe_harbor_played": safe_harbor_count(campaign=campaign, period=period),
+        "safe_harbor_played": total.safe_harbor,
     }
 
 
@@ -447,22 +451,20 @@ FROM {CALL} c JOIN {CONTACT} ct ON ct.id = c.contact_id
 WHERE c.campaign_id = %(campaign)s AND c.created_at >= %(start)s AND c.created_at < %(end)s
   AND c.outcome = '{Outcome.ABANDONED}'
 ORDER BY c.created_at, c.id
+LIMIT %(limit)s
 """
 
 
-def abandoned_calls(*, campaign: Campaign, period: Period) -> list[dict]:
-    """Every abandoned call of the period with when the safe-harbor message started: when Twilio fetched its
-    TwiML, else when we asked for it (the redirect)."""
-    rows = _rows(SAFE_HARBOR_SQL, {"campaign": campaign.pk, "start": period.start, "end": period.end})
+def abandoned_calls(*, campaign: Campaign, period: Period, limit: int | None = None) -> list[dict]:
+    """The abandoned calls of the period (the first `limit`, or all) with when the safe-harbor message started:
+    when Twilio fetched its TwiML, else when we asked for it (the redirect)."""
+    rows = _rows(SAFE_HARBOR_SQL, {"campaign": campaign.pk, "start": period.start, "end": period.end,
+                                   "limit": limit})
     for row in rows:
         person_at = row["amd_at"] or row["answered_at"]
         row["after_answer_s"] = ((row["safe_harbor_at"] - person_at).total_seconds()
                                  if row["safe_harbor_at"] and person_at else None)
     return rows
-
-
-def safe_harbor_count(*, campaign: Campaign, period: Period) -> int:
-    return sum(1 for row in abandoned_calls(campaign=campaign, period=period) if row["safe_harbor_at"])
 
 
 SHORT_RING_SQL = f"""
@@ -590,12 +592,17 @@ def _refresh(campaign: Campaign, period: Period, now: dt.datetime | None = None)
     return False
 
 
-def compliance_report(*, campaign: Campaign, period: Period) -> dict:
+ABANDONED_SHOWN = 500  # on the page; the CSV lists every one
+
+
+def compliance_report(*, campaign: Campaign, period: Period, every_call: bool = False) -> dict:
     refresh = not _refresh(campaign, period)
+    abandonment = abandonment_by_day(campaign=campaign, period=period, refresh=refresh)
     return {
-        "campaign": campaign, "period": period,
-        "abandonment": abandonment_by_day(campaign=campaign, period=period, refresh=refresh),
-        "abandoned_calls": abandoned_calls(campaign=campaign, period=period),
+        "campaign": campaign, "period": period, "abandonment": abandonment,
+        "abandoned_total": sum(day["abandoned"] for day in abandonment),
+        "abandoned_calls": abandoned_calls(campaign=campaign, period=period,
+                                           limit=None if every_call else ABANDONED_SHOWN),
         "short_rings": short_rings(campaign=campaign, period=period, refresh=refresh),
         "outside_window": outside_window(campaign=campaign, period=period, refresh=refresh),
         "dnc": dnc_summary(campaign=campaign, period=period),
