@@ -26,6 +26,8 @@ from voice.reports.models import CallHourStat, RollupMark
 from voice.reports.period import Period
 
 MARGIN = dt.timedelta(minutes=5)
+# Agent time per (session, state) for the per-agent table, and per state alone for the per-day one.
+AGENT_DIMS = ("agent_time", "agent_state")
 LOCK_NAMESPACE = 0x52505254  # "RPRT": pg_advisory_xact_lock(namespace, campaign id)
 EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
 HOUR = dt.timedelta(hours=1)
@@ -125,9 +127,10 @@ cut AS (
 INSERT INTO {STAT} (campaign_id, hour, dim, key, dials, answered, reached, machines, talked, abandoned,
                     safe_harbor, conversations, positive, corrected, short_rings, outside_window, talk_s, line_s,
                     amd_n, amd_ms_sum, seconds)
-SELECT %(campaign)s, hour, 'agent_time', session_id::text || '|' || state, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-       0, 0, 0, sum(seconds)
-FROM cut GROUP BY hour, session_id, state
+SELECT %(campaign)s, hour, CASE WHEN grouping(session_id) = 0 THEN 'agent_time' ELSE 'agent_state' END,
+       CASE WHEN grouping(session_id) = 0 THEN session_id::text || '|' || state ELSE state END,
+       0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, sum(seconds)
+FROM cut GROUP BY hour, state, GROUPING SETS ((session_id), ())
 """
 
 DIRTY_SQL = """
@@ -184,13 +187,13 @@ def rollup_refresh(*, campaign: Campaign, now: dt.datetime | None = None) -> int
                 cursor.execute(DIRTY_SQL, {"campaign": campaign.pk, "since": since})
                 hours = sorted(row[0] for row in cursor.fetchall())
                 if hours:
-                    CallHourStat.objects.filter(campaign=campaign, hour__in=hours).exclude(dim="agent_time").delete()
+                    CallHourStat.objects.filter(campaign=campaign, hour__in=hours).exclude(dim__in=AGENT_DIMS).delete()
                     cursor.execute(CALLS_SQL, {**params, "lo": hours[0], "hi": hours[-1] + HOUR, "all": False,
                                                "hours": hours})
                 # Agent time only grows at the end: the spans open at the last refresh went on, and new
                 # changes are appended at their own time.
                 agent_from = since.replace(minute=0, second=0, microsecond=0)
-            CallHourStat.objects.filter(campaign=campaign, dim="agent_time", hour__gte=agent_from).delete()
+            CallHourStat.objects.filter(campaign=campaign, dim__in=AGENT_DIMS, hour__gte=agent_from).delete()
             cursor.execute(AGENT_SQL, {"campaign": campaign.pk, "lo": agent_from, "until": now})
         RollupMark.objects.update_or_create(campaign=campaign,
                                             defaults={"refreshed_at": now, "settings": fingerprint})
@@ -213,7 +216,7 @@ WITH s AS (
 SELECT dim, key, NULL::date AS day, NULL::int AS hod, 1 AS g_day, 1 AS g_hod, {_SUMS_SQL}
 FROM s GROUP BY dim, key
 UNION ALL
-SELECT dim, key, day, NULL, 0, 1, {_SUMS_SQL} FROM s WHERE dim IN ('total', 'agent_time') GROUP BY dim, key, day
+SELECT dim, key, day, NULL, 0, 1, {_SUMS_SQL} FROM s WHERE dim IN ('total', 'agent_state') GROUP BY dim, key, day
 UNION ALL
 SELECT dim, key, NULL, hod, 1, 0, {_SUMS_SQL} FROM s WHERE dim = 'total' GROUP BY dim, key, hod
 """

@@ -332,10 +332,8 @@ def _figures(*, campaign: Campaign, period: Period, now: dt.datetime | None = No
         if row["g_day"] == 0:
             if dim == "total":
                 b["day"][row["day"]] = _measures(row)
-            elif dim == "agent_time":
-                session, state = key.split("|")
-                agent_rows.append({"session_id": int(session), "day": row["day"], "state": state,
-                                   "seconds": row["seconds"]})
+            elif dim == "agent_state":
+                agent_rows.append({"session_id": None, "day": row["day"], "state": key, "seconds": row["seconds"]})
         elif row["g_hod"] == 0:
             if dim == "total":
                 b["hour"][row["hod"]] = _measures(row)
@@ -349,6 +347,9 @@ def _figures(*, campaign: Campaign, period: Period, now: dt.datetime | None = No
             b["code_id"][key_id(key)] = _measures(row)
         elif dim == "answered_by":
             b["answered_by"][key] = _measures(row)
+        elif dim == "agent_time":
+            session, state = key.split("|")
+            agent_rows.append({"session_id": int(session), "day": None, "state": state, "seconds": row["seconds"]})
         elif dim == "amd_ms":
             verdict, bucket = key.rsplit("|", 1)
             histogram.setdefault(verdict, []).append((int(bucket), row["dials"]))
@@ -391,10 +392,17 @@ def campaign_report(*, campaign: Campaign, period: Period, now: dt.datetime | No
     names = _agent_names(campaign)
 
     for row in agent_rows:
+        # A row counts for its agent, its day, or both (the rollups keep the two apart).
         key = AGENT_STATES[row["state"]]
         seconds = float(row["seconds"])
-        for measures in (total, b["day"].setdefault(row["day"], Measures()),
-                         b["session_id"].setdefault(row["session_id"], Measures())):
+        targets = []
+        if row.get("session_id") is not None:
+            targets.append(b["session_id"].setdefault(row["session_id"], Measures()))
+        if row.get("day") is not None:
+            targets.append(b["day"].setdefault(row["day"], Measures()))
+        if row.get("session_id") is not None:
+            targets.append(total)
+        for measures in targets:
             measures.agent[key] = measures.agent.get(key, 0.0) + seconds
 
     days = [{"day": day, "m": b["day"].get(day, Measures())} for day in period.days]
