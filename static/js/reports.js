@@ -9,12 +9,11 @@
     var tz = form.elements.tz;
     var browserZone = "";
     try { browserZone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (e) { /* old browser */ }
-    // First visit without a zone in the address: show the period in the manager's own time zone.
+    // An address without a zone (a link from the wallboard): show the period in the manager's own time zone,
+    // keeping any dates it names. The default range is then the last 7 days there.
     if (tz && tz.dataset.tzGiven === "0" && browserZone && browserZone !== tz.value) {
       var url = new URL(window.location.href);
       url.searchParams.set("tz", browserZone);
-      url.searchParams.delete("start");
-      url.searchParams.delete("end");
       window.location.replace(url.toString());
       return;
     }
