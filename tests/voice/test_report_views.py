@@ -130,24 +130,33 @@ def test_compliance_page(client, floor):
     assert "changed Max abandon rate" in page
 
 
-def test_exports_stream_in_batches(db, monkeypatch, django_assert_num_queries):
-    """A large export leaves in chunks of BATCH rows, one query per batch, in placed order without gaps."""
-    monkeypatch.setattr(exports, "BATCH", 3)
+def test_a_large_export_streams_without_holding_it(db):
+    """20,000 calls leave as several chunks, and the process never holds more than a sliver of the file."""
+    import tracemalloc
+
+    from django.db import connection
+
     campaign = factories.make_campaign()
-    start = dt.datetime(2026, 3, 10, 14, tzinfo=dt.UTC)
-    for i in range(8):
-        contact = factories.make_contact(campaign=campaign, phone=f"+1312555{i:04d}")
-        # Two calls share each second: the keyset must not skip or repeat ties.
-        factories.make_call(campaign=campaign, contact=contact, at=start + dt.timedelta(seconds=i // 2),
-                            outcome="no_answer")
+    contact = factories.make_contact(campaign=campaign, name="=cmd|' /C calc'!A0")
+    with connection.cursor() as cursor:
+        cursor.execute("""
+            INSERT INTO voice_call (campaign_id, contact_id, state, outcome, answered_by, amd_corrected,
+                twiml_fetched, twilio_status, last_sequence, version, error, created_at)
+            SELECT %s, %s, 'ended', 'no_answer', '', false, false, 'no-answer', 0, 1, '',
+                   '2026-03-10 14:00:00+00'::timestamptz + g * interval '1 second'
+            FROM generate_series(1, 20000) AS g""", [campaign.pk, contact.pk])
     from voice.reports.period import period_from_params
 
     period = period_from_params({"start": "2026-03-10", "end": "2026-03-10"}, default_tz="UTC")
-    with django_assert_num_queries(1 + 3):  # the agents' names, then 3 + 3 + 2 rows
-        chunks = list(exports.calls_csv(campaign=campaign, period=period))
-    assert len(chunks) == 3  # 3 + 3 + 2 rows, the last chunk flushed at the end
-    rows = list(csv.DictReader(io.StringIO(b"".join(chunks).decode("utf-8-sig"))))
-    assert len(rows) == 8 and len({r["call_id"] for r in rows}) == 8
+    tracemalloc.start()
+    size = chunks = 0
+    for chunk in exports.calls_csv(campaign=campaign, period=period):
+        size += len(chunk)
+        chunks += 1
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert size > 1_500_000 and chunks > 10
+    assert peak < size / 5, f"held {peak:,} bytes of a {size:,}-byte export"
 
 
 @pytest.mark.parametrize(("value", "cell"), [
@@ -178,7 +187,7 @@ def test_under_asgi_the_export_streams_asynchronously(transactional_db, async_cl
             await sync_to_async(connections.close_all)()
 
     body = asyncio.run(fetch())
-    assert body.startswith(b"\xef\xbb\xbf") and body.count(b"\r\n") == 12
+    assert body.startswith(b"\xef\xbb\xbf") and body.count(b"\n") == 12
 
 
 def test_the_wallboard_links_to_the_reports(client, floor):
