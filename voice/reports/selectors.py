@@ -1,10 +1,10 @@
 """Reads for the manager reports: a campaign's calls over a period, aggregated in PostgreSQL.
 
-One scan of the period's calls answers every breakdown at once (GROUPING SETS: the whole campaign, per day,
-per hour of the day, per hour at the contact, per agent, per AMD verdict, per disposition), so a report over
-a million calls costs one pass over the index on (campaign, created_at) rather than one per table. The other
-reads are narrow: abandonment by day over the 30 days before the period (a partial index holds only the
-calls that reached a person), agent time from the state-change log, AMD latency percentiles.
+Most periods are read from the hourly rollups (voice.reports.rollups), brought up to date first. Periods in a
+zone a half hour off UTC are read from the calls: one scan answers every breakdown at once (GROUPING SETS: the
+whole campaign, per day, per hour of the day, per hour at the contact, per agent, per AMD verdict, per
+disposition), plus agent time from the state-change log and AMD latency percentiles. The compliance findings
+are read from the calls, limited to the hours the rollups flagged.
 
 Definitions, used the same way on every page and export:
 - dials: calls placed (rows), by the time they were placed (`created_at`), in the manager's time zone;
