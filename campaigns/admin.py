@@ -65,7 +65,7 @@ def count_per_campaign(model, condition: Q | None = None) -> Coalesce:
 class DispositionCodeInline(admin.TabularInline):
     model = DispositionCode
     extra = 0
-    fields = ("order", "label", "code", "hotkey", "is_conversation", "closes_contact", "adds_to_dnc",
+    fields = ("order", "label", "code", "hotkey", "is_conversation", "is_positive", "closes_contact", "adds_to_dnc",
               "schedules_callback")
     prepopulated_fields = {"code": ("label",)}
     verbose_name = "disposition"

@@ -243,6 +243,7 @@ class DispositionCode(models.Model):
     label = models.CharField(max_length=64)
     hotkey = models.CharField(max_length=1, blank=True, help_text="Keyboard shortcut in the agent console.")
     is_conversation = models.BooleanField(default=True, help_text="Counts as a conversation in reports.")
+    is_positive = models.BooleanField(default=False, help_text="A success (interest, meeting): the reports' funnel.")
     closes_contact = models.BooleanField(default=True, help_text="The contact is not dialed again.")
     adds_to_dnc = models.BooleanField(default=False, help_text="The number goes on the do-not-call list.")
     schedules_callback = models.BooleanField(default=False, help_text="Asks the agent for a callback time.")
@@ -309,6 +310,23 @@ class Disposition(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The report rollups find the dispositions written since they were last brought up to date.
+        indexes = [models.Index(fields=["created_at"], name="disposition_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.code} by {self.agent}"
+
+
+class AgentStateChange(models.Model):
+    """Append-only: an agent session entered `state` at `at`. Reports add up talk, wrap, wait and idle time from
+    these spans (the session row only knows its current state)."""
+
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="state_changes")
+    state = models.CharField(max_length=10, choices=AgentSession.State.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "at"], name="agent_state_change_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.state} at {self.at}"

@@ -45,7 +45,7 @@ def access_campaign(user, campaign_id: int) -> Campaign:
 # -- creating a campaign from the API ---------------------------------------------------------------------
 
 DEFAULT_CODES = (
-    ("interested", "Interested", "1", {}),
+    ("interested", "Interested", "1", {"is_positive": True}),
     ("not-interested", "Not interested", "2", {}),
     ("callback", "Call back later", "3", {"closes_contact": False, "schedules_callback": True}),
     ("wrong-number", "Wrong number", "4", {"is_conversation": False}),

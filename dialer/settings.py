@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "channels",
     "campaigns",
     "voice",
+    "voice.reports",
     "realtime",
 ]
 
@@ -131,6 +132,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 _VOICE_SDK_DIST = BASE_DIR / "node_modules" / "@twilio" / "voice-sdk" / "dist"
 if _VOICE_SDK_DIST.is_dir():
     STATICFILES_DIRS.append(("twilio-voice-sdk", _VOICE_SDK_DIST))
+# Chart.js (npm, UMD build) draws the reports' charts as static/chartjs/chart.umd.min.js; without it the reports
+# still show every figure in the tables under the charts.
+_CHARTJS_DIST = BASE_DIR / "node_modules" / "chart.js" / "dist"
+if _CHARTJS_DIST.is_dir():
+    STATICFILES_DIRS.append(("chartjs", _CHARTJS_DIST))
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the source folders unless collectstatic ran: the demo needs no build step.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)

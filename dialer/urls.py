@@ -10,5 +10,6 @@ urlpatterns = [
     path("api/voice/", include("voice.urls")),
     path("api/", include("voice.api_urls")),
     path("", include("voice.console_urls")),
+    path("", include("voice.reports.urls")),
     path("", include("campaigns.urls")),
 ]

@@ -72,6 +72,13 @@ class Call(models.Model):
             models.Index(fields=["dialed_for", "state"], name="call_dialed_for_state_idx"),
             models.Index(fields=["state", "last_event_at"], condition=~Q(state="ended"), name="call_live_idx"),
             models.Index(fields=["campaign", "ended_at"], name="call_campaign_ended_idx"),
+            # Reports and exports read a campaign's calls by the time they were placed (exports page on id too).
+            models.Index(fields=["campaign", "created_at", "id"], name="call_campaign_created_idx"),
+            # The report rollups find the calls that changed since they were last brought up to date.
+            models.Index(fields=["campaign", "last_event_at"], name="call_campaign_event_idx"),
+            # The compliance report lists every abandoned call of a period.
+            models.Index(fields=["campaign", "created_at"], condition=Q(outcome="abandoned"),
+                         name="call_abandoned_idx"),
         ]
 
     def __str__(self) -> str:

@@ -24,6 +24,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from realtime import events
 from voice import gateway, states
@@ -265,11 +266,14 @@ def session_set_state(session: AgentSession, state: str, *, reason: str = "", no
 
     `state_changed_at` moves only when the state does: "ready longest" routing and the wallboard's timers read it.
     An agent who becomes ready wakes the pacer and is offered the humans waiting on hold."""
-    if state != session.state:
+    changed = state != session.state
+    if changed:
         session.state_changed_at = now or timezone.now()
     session.state = state
     session.pause_reason = reason if state == AgentSession.State.PAUSED else ""
     _session_save(session)
+    if changed:
+        agent_state_log(session=session, at=session.state_changed_at)  # the reports' agent time
 
 
 def session_save_presence(session: AgentSession) -> None:
