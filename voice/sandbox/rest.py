@@ -19,6 +19,7 @@ from voice.sandbox.behaviours import is_valid_to
 from voice.sandbox.clock import SimClock
 from voice.sandbox.config import SandboxConfig
 from voice.sandbox.engine import API_VERSION, Engine, OutboundRequest
+from voice.sandbox.recordings import RECORDING_EVENTS, SimRecording, wav_bytes
 from voice.sandbox.state import STATUS_EVENTS, Conference, Participant, SimCall
 from voice.sandbox.twiml import Source
 
@@ -170,8 +171,8 @@ def participant_json(conference: Conference, participant: Participant, clock: Si
         "label": participant.label,
         "muted": participant.muted,
         "hold": participant.hold,
-        "coaching": False,
-        "call_sid_to_coach": None,
+        "coaching": participant.coaching,
+        "call_sid_to_coach": participant.call_sid_to_coach,
         "start_conference_on_enter": participant.start_conference_on_enter,
         "end_conference_on_exit": participant.end_conference_on_exit,
         "status": "connected",
@@ -400,7 +401,20 @@ async def update_participant(request: web.Request) -> web.Response:
         value = form.get(name)
         return None if value is None else str(value).lower() == "true"
 
-    engine.rooms.set_flags(conference, participant.call_sid, hold=flag("Hold"), muted=flag("Muted"))
+    coach_sid = str(form.get("CallSidToCoach") or "") or None
+    coaching = flag("Coaching")
+    if coaching and not (coach_sid or participant.call_sid_to_coach):
+        return twilio_error(400, 21218, "CallSidToCoach is required when Coaching is true")
+    if coach_sid and coach_sid not in conference.participants:
+        return twilio_error(400, 21218, f"CallSidToCoach {coach_sid} is not a participant of this conference")
+    engine.rooms.set_flags(
+        conference,
+        participant.call_sid,
+        hold=flag("Hold"),
+        muted=flag("Muted"),
+        coaching=coaching,
+        call_sid_to_coach=coach_sid,
+    )
     return web.json_response(participant_json(conference, participant, engine.clock))
 
 
@@ -412,6 +426,170 @@ async def kick_participant(request: web.Request) -> web.Response:
     if call is not None:
         engine.rooms.leave(call, "participant_kicked")
     return web.Response(status=204)
+
+
+# -- Recordings -------------------------------------------------------------------------------------
+
+
+def recording_json(recording: SimRecording, clock: SimClock) -> dict[str, Any]:
+    uri = f"/2010-04-01/Accounts/{recording.account_sid}/Recordings/{recording.sid}"
+    done = not recording.live
+    return {
+        "sid": recording.sid,
+        "account_sid": recording.account_sid,
+        "call_sid": recording.call_sid,
+        "conference_sid": recording.conference_sid,
+        "status": recording.status,
+        "source": recording.source,
+        "channels": recording.channels,
+        "track": recording.track,
+        "duration": str(recording.duration_s(clock.now())) if done else "-1",
+        "start_time": _date(clock, recording.started_t),
+        "date_created": _date(clock, recording.started_t),
+        "date_updated": _date(clock, recording.ended_t or recording.started_t),
+        "price": None,
+        "price_unit": "USD",
+        "error_code": None,
+        "api_version": API_VERSION,
+        "media_url": f"https://api.twilio.com{uri}",
+        "uri": uri + ".json",
+        "subresource_uris": {"transcriptions": f"{uri}/Transcriptions.json"},
+        "encryption_details": None,
+    }
+
+
+def _recording(request: web.Request) -> SimRecording:
+    recording = request.app[ENGINE].recorder.by_sid.get(request.match_info["rsid"])
+    # A deleted recording is gone for every purpose (Twilio answers 404).
+    if recording is None or recording.status == "deleted":
+        raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return recording
+
+
+def _current(request: web.Request, *, call_sid: str | None = None, conference_sid: str | None = None) -> SimRecording:
+    """The recording a `.../Recordings/{RE|Twilio.CURRENT}.json` path names, within its call or conference."""
+    recorder = request.app[ENGINE].recorder
+    key = request.match_info["rsid"]
+    if key == "Twilio.CURRENT":
+        if call_sid:
+            recording = recorder.current_for_call(call_sid)
+        else:
+            recording = recorder.current_for_conference(conference_sid or "")
+    else:
+        recording = recorder.by_sid.get(key)
+        owner = recording.call_sid if call_sid else (recording.conference_sid if recording else None)
+        if recording is not None and owner != (call_sid or conference_sid):
+            recording = None
+    if recording is None or recording.status == "deleted":
+        raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return recording
+
+
+async def create_call_recording(request: web.Request) -> web.Response:
+    """Start recording a live call (RecordingSource StartCallRecordingAPI)."""
+    engine = request.app[ENGINE]
+    call = _call(request)
+    form = await request.post()
+    if call.status != "in-progress":
+        return twilio_error(400, 21220, "Call is not in-progress. Cannot start recording.")
+    channels = str(form.get("RecordingChannels") or "mono").lower()
+    if channels not in ("mono", "dual"):
+        return twilio_error(400, 21218, "RecordingChannels must be mono or dual")
+    callback = form.get("RecordingStatusCallback")
+    if callback and not _valid_url(str(callback)):
+        return twilio_error(400, 21205, f"RecordingStatusCallback is not a valid URL: {callback}")
+    events = form.getall("RecordingStatusCallbackEvent", [])
+    words = [w for value in events for w in str(value).replace(",", " ").split()]
+    recording = engine.recorder.start(
+        call_sid=call.sid,
+        conference_sid=None,
+        source="StartCallRecordingAPI",
+        channels=2 if channels == "dual" else 1,
+        track=str(form.get("RecordingTrack") or "both"),
+        status_callback=str(callback) if callback else None,
+        status_callback_method=_method(form, "RecordingStatusCallbackMethod"),
+        status_callback_events=frozenset(w for w in words if w in RECORDING_EVENTS) or frozenset({"completed"}),
+    )
+    call.note("recording-started", engine.clock.now(), recording_sid=recording.sid, channels=channels)
+    return web.json_response(recording_json(recording, engine.clock), status=201)
+
+
+async def _update_recording(request: web.Request, recording: SimRecording) -> web.Response:
+    engine = request.app[ENGINE]
+    form = await request.post()
+    status = str(form.get("Status") or "")
+    if status not in ("paused", "in-progress", "stopped"):
+        return twilio_error(400, 21218, "Status must be paused, in-progress or stopped")
+    if not recording.live:
+        return twilio_error(400, 21220, "Recording is not in-progress or paused.")
+    behaviour = str(form.get("PauseBehavior") or "silence")
+    if behaviour not in ("skip", "silence"):
+        return twilio_error(400, 21218, "PauseBehavior must be skip or silence")
+    engine.recorder.set_status(recording, status, pause_behavior=behaviour)
+    return web.json_response(recording_json(recording, engine.clock))
+
+
+async def update_call_recording(request: web.Request) -> web.Response:
+    call = _call(request)
+    return await _update_recording(request, _current(request, call_sid=call.sid))
+
+
+async def list_call_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    call = _call(request)
+    items = [
+        recording_json(r, engine.clock)
+        for r in reversed(list(engine.recorder.by_sid.values()))
+        if r.call_sid == call.sid and r.status != "deleted"
+    ]
+    return _page(request, "recordings", items, {})
+
+
+async def update_conference_recording(request: web.Request) -> web.Response:
+    conference = _conference(request)
+    return await _update_recording(request, _current(request, conference_sid=conference.sid))
+
+
+async def list_conference_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    conference = _conference(request)
+    items = [
+        recording_json(r, engine.clock)
+        for r in reversed(list(engine.recorder.by_sid.values()))
+        if r.conference_sid == conference.sid and r.status != "deleted"
+    ]
+    return _page(request, "recordings", items, {})
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    filters = {k: request.query[k] for k in ("CallSid", "ConferenceSid") if request.query.get(k)}
+    items = [
+        recording_json(r, engine.clock)
+        for r in reversed(list(engine.recorder.by_sid.values()))
+        if r.status != "deleted"
+        and filters.get("CallSid", r.call_sid) == r.call_sid
+        and filters.get("ConferenceSid", r.conference_sid) == r.conference_sid
+    ]
+    return _page(request, "recordings", items, filters)
+
+
+async def fetch_recording(request: web.Request) -> web.Response:
+    return web.json_response(recording_json(_recording(request), request.app[ENGINE].clock))
+
+
+async def delete_recording(request: web.Request) -> web.Response:
+    request.app[ENGINE].recorder.delete(_recording(request))
+    return web.Response(status=204)
+
+
+async def recording_media(request: web.Request) -> web.Response:
+    """The audio, once the recording is over. Only `.wav` is generated (an `.mp3` URL is a 404 here)."""
+    engine = request.app[ENGINE]
+    recording = _recording(request)
+    if recording.live:
+        raise TwilioError(404, 20404, "The recording is not completed yet")
+    return web.Response(body=wav_bytes(recording, engine.clock.now()), content_type="audio/x-wav")
 
 
 def add_routes(app: web.Application) -> None:
@@ -427,3 +605,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(participant, fetch_participant)
     app.router.add_post(participant, update_participant)
     app.router.add_delete(participant, kick_participant)
+    rsid = "{rsid:[A-Za-z0-9.]+}"
+    app.router.add_post(f"{PREFIX}/Calls/{SID}/Recordings.json", create_call_recording)
+    app.router.add_get(f"{PREFIX}/Calls/{SID}/Recordings.json", list_call_recordings)
+    app.router.add_post(f"{PREFIX}/Calls/{SID}/Recordings/{rsid}.json", update_call_recording)
+    app.router.add_get(f"{PREFIX}/Conferences/{SID}/Recordings.json", list_conference_recordings)
+    app.router.add_post(f"{PREFIX}/Conferences/{SID}/Recordings/{rsid}.json", update_conference_recording)
+    app.router.add_get(f"{PREFIX}/Recordings.json", list_recordings)
+    app.router.add_get(f"{PREFIX}/Recordings/{{rsid:RE[A-Za-z0-9]+}}.json", fetch_recording)
+    app.router.add_delete(f"{PREFIX}/Recordings/{{rsid:RE[A-Za-z0-9]+}}.json", delete_recording)
+    app.router.add_get(f"{PREFIX}/Recordings/{{rsid:RE[A-Za-z0-9]+}}.wav", recording_media)

@@ -1,0 +1,187 @@
+"""Recordings (call and conference), their callbacks and media; coaching and who hears whom in a room."""
+
+from __future__ import annotations
+
+import io
+import wave
+
+import pytest
+import requests
+from twilio.base.exceptions import TwilioRestException
+
+from tests.sandbox.conftest import FROM
+from tests.sandbox.fake_app import Hit
+from tests.sandbox.helpers import wait_status
+
+CUSTOMER = "+12025550177"
+ROOM = "agent-9-room"
+
+
+def room_twiml(app, room: str, **attrs: str) -> str:
+    extra = "".join(f' {k}="{v}"' for k, v in attrs.items())
+    return (
+        f'<Response><Dial><Conference statusCallback="{app.url("/conference-events")}" '
+        f'statusCallbackEvent="start end join leave modify"{extra}>{room}</Conference></Dial></Response>'
+    )
+
+
+def talk(sandbox, app, client, **room_attrs: str) -> tuple[str, str]:
+    """An agent leg in its room and a patient customer bridged to it; returns (agent sid, customer sid)."""
+    sandbox.set_behaviour(CUSTOMER, {"kind": "human", "pickup_s": 1, "talk_s": 3000, "patience_s": 3000})
+
+    def dial(hit: Hit) -> str:
+        return room_twiml(app, ROOM, **room_attrs) if hit.params.get("role") != "supervisor" else supervisor_twiml(hit)
+
+    def supervisor_twiml(hit: Hit) -> str:
+        return room_twiml(app, ROOM, **dict(pair.split("=", 1) for pair in hit.params["attrs"].split(";")))
+
+    app.routes["/dial"] = dial
+    app.routes["/customer"] = room_twiml(app, ROOM)
+    agent = sandbox.place_agent_leg("agent-9", app.url("/dial"))["sid"]
+    app.wait_for("/conference-events", StatusCallbackEvent="participant-join", CallSid=agent)
+    customer = client.calls.create(to=CUSTOMER, from_=FROM, url=app.url("/customer")).sid
+    app.wait_for("/conference-events", StatusCallbackEvent="conference-start")
+    return agent, customer
+
+
+def room(sandbox) -> dict:
+    return next(c for c in sandbox.conferences() if c["friendly_name"] == ROOM and c["status"] != "completed")
+
+
+def test_call_recording_dual_channel_pause_skip_callbacks_media_and_delete(sandbox, app, client):
+    _agent, customer = talk(sandbox, app, client)
+    recording = client.calls(customer).recordings.create(
+        recording_channels="dual",
+        recording_status_callback=app.url("/recording"),
+        recording_status_callback_event=["in-progress", "completed"],
+    )
+    assert recording.sid.startswith("RE") and recording.status == "in-progress" and recording.channels == 2
+    started = app.wait_for("/recording", RecordingStatus="in-progress")[0]
+    assert started.signature_valid
+    assert started.params["CallSid"] == customer and started.params["RecordingSource"] == "StartCallRecordingAPI"
+
+    # Paused with skip for ~10 simulated seconds: that time is cut out of the recording.
+    paused = client.calls(customer).recordings("Twilio.CURRENT").update(status="paused", pause_behavior="skip")
+    assert paused.status == "paused"
+    sandbox.wait_for(lambda sb: sb.sim_time() > sb.recordings()[0]["history"][-1]["sim_t"] + 10)
+    assert client.calls(customer).recordings(recording.sid).update(status="in-progress").status == "in-progress"
+    sandbox.wait_for(lambda sb: sb.sim_time() > sb.recordings()[0]["history"][-1]["sim_t"] + 5)
+    sandbox.hang_up(customer)
+
+    done = app.wait_for("/recording", RecordingStatus="completed")[0]
+    assert done.signature_valid and done.params["RecordingSid"] == recording.sid
+    assert done.params["RecordingUrl"].endswith(f"/Recordings/{recording.sid}")
+    view = sandbox.recordings(sid=recording.sid)[0]
+    wall = view["ended_t"] - view["started_t"]
+    assert int(done.params["RecordingDuration"]) == view["duration_s"] == pytest.approx(wall - 10, abs=2)
+    assert [e["event"] for e in view["history"]] == ["started", "paused", "resumed", "completed"]
+
+    fetched = client.recordings(recording.sid).fetch()
+    assert (fetched.status, fetched.call_sid, int(fetched.duration)) == ("completed", customer, view["duration_s"])
+    assert [r.sid for r in client.recordings.list(call_sid=customer)] == [recording.sid]
+
+    media = requests.get(
+        f"{sandbox.base_url}/2010-04-01/Accounts/{sandbox.account_sid}/Recordings/{recording.sid}.wav",
+        auth=(sandbox.account_sid, sandbox.auth_token),
+        timeout=5,
+    )
+    assert media.status_code == 200 and media.headers["Content-Type"] == "audio/x-wav"
+    with wave.open(io.BytesIO(media.content)) as audio:
+        assert audio.getnchannels() == 2 and audio.getnframes() > 0
+    anonymous = requests.get(media.url, timeout=5)
+    assert anonymous.status_code == 401  # media needs the account's credentials
+
+    assert client.recordings(recording.sid).delete() is True
+    with pytest.raises(TwilioRestException) as gone:
+        client.recordings(recording.sid).fetch()
+    assert gone.value.status == 404
+    again = requests.get(media.url, auth=(sandbox.account_sid, sandbox.auth_token), timeout=5)
+    assert again.status_code == 404
+
+
+def test_recording_an_ended_call_is_21220_and_unknown_current_is_404(sandbox, app, client):
+    _agent, customer = talk(sandbox, app, client)
+    sandbox.hang_up(customer)
+    wait_status(sandbox, customer)
+    with pytest.raises(TwilioRestException) as ended:
+        client.calls(customer).recordings.create()
+    assert (ended.value.status, ended.value.code) == (400, 21220)
+    with pytest.raises(TwilioRestException) as none:
+        client.calls(customer).recordings("Twilio.CURRENT").update(status="paused")
+    assert none.value.status == 404
+
+
+def test_conference_record_from_start_records_the_room_from_when_it_starts(sandbox, app, client):
+    agent, customer = talk(
+        sandbox, app, client,
+        record="record-from-start",
+        recordingStatusCallback=app.url("/conference-recording"),
+        recordingStatusCallbackEvent="in-progress completed",
+    )
+    started = app.wait_for("/conference-recording", RecordingStatus="in-progress")[0].params
+    conference = room(sandbox)
+    assert started["ConferenceSid"] == conference["sid"] and started["RecordingSource"] == "Conference"
+    assert "CallSid" not in started
+    start_t = next(e["sim_t"] for e in conference["history"] if e["event"] == "conference-start")
+    assert sandbox.recordings()[0]["started_t"] == pytest.approx(start_t, abs=0.01)
+    assert [r.sid for r in client.conferences(conference["sid"]).recordings.list()] == [started["RecordingSid"]]
+
+    client.conferences(conference["sid"]).update(status="completed")
+    done = app.wait_for("/conference-recording", RecordingStatus="completed")[0].params
+    assert done["RecordingChannels"] == "1" and done["RecordingSid"] == started["RecordingSid"]
+
+
+def test_listen_whisper_barge_and_leave_change_who_hears_whom(sandbox, app, client):
+    agent, customer = talk(sandbox, app, client)
+    before = room(sandbox)["hears"]
+    assert before == {agent: [customer], customer: [agent]}
+
+    # Listen: the supervisor joins muted; they hear both sides, neither side hears them.
+    supervisor = sandbox.place_agent_leg(
+        "manager-1", app.url("/dial"), params={"role": "supervisor", "attrs": "muted=true"}
+    )["sid"]
+    app.wait_for("/conference-events", StatusCallbackEvent="participant-join", CallSid=supervisor)
+    hears = room(sandbox)["hears"]
+    assert sorted(hears[supervisor]) == sorted([agent, customer])
+    assert supervisor not in hears[agent] and supervisor not in hears[customer]
+
+    # Whisper: unmuted and coaching the agent, through the Participants REST API.
+    conference_sid = room(sandbox)["sid"]
+    updated = client.conferences(conference_sid).participants(supervisor).update(
+        muted=False, coaching=True, call_sid_to_coach=agent
+    )
+    assert (updated.coaching, updated.call_sid_to_coach, updated.muted) == (True, agent, False)
+    modify = app.wait_for("/conference-events", StatusCallbackEvent="participant-modify", CallSid=supervisor)[0]
+    assert (modify.params["Coaching"], modify.params["CallSidToCoach"]) == ("true", agent)
+    hears = room(sandbox)["hears"]
+    assert supervisor in hears[agent]
+    assert supervisor not in hears[customer]  # the customer never hears a whisper
+    assert sorted(hears[supervisor]) == sorted([agent, customer])
+
+    # Barge: coaching off, everyone hears everyone.
+    client.conferences(conference_sid).participants(supervisor).update(coaching=False)
+    hears = room(sandbox)["hears"]
+    assert supervisor in hears[agent] and supervisor in hears[customer]
+
+    # Leave: kicked, the talk goes on between the two of them.
+    client.conferences(conference_sid).participants(supervisor).delete()
+    after = room(sandbox)
+    assert after["status"] == "in-progress" and after["hears"] == {agent: [customer], customer: [agent]}
+    assert sandbox.call(customer)["status"] == "in-progress"
+
+
+def test_whisper_from_twiml_coach_attribute_and_bad_coach_target(sandbox, app, client):
+    agent, customer = talk(sandbox, app, client)
+    supervisor = sandbox.place_agent_leg(
+        "manager-1", app.url("/dial"), params={"role": "supervisor", "attrs": f"coach={agent}"}
+    )["sid"]
+    app.wait_for("/conference-events", StatusCallbackEvent="participant-join", CallSid=supervisor)
+    hears = room(sandbox)["hears"]
+    assert supervisor in hears[agent] and supervisor not in hears[customer]
+    join = app.requests_to("/conference-events", StatusCallbackEvent="participant-join", CallSid=supervisor)[0]
+    assert join.params["Coaching"] == "true"
+    with pytest.raises(TwilioRestException) as bad:
+        client.conferences(room(sandbox)["sid"]).participants(supervisor).update(
+            coaching=True, call_sid_to_coach="CA" + "9" * 32
+        )
+    assert bad.value.status == 400
