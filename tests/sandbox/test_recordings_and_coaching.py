@@ -126,9 +126,11 @@ def test_conference_record_from_start_records_the_room_from_when_it_starts(sandb
     assert sandbox.recordings()[0]["started_t"] == pytest.approx(start_t, abs=0.01)
     assert [r.sid for r in client.conferences(conference["sid"]).recordings.list()] == [started["RecordingSid"]]
 
+    sandbox.wait_for(lambda sb: sb.sim_time() > start_t + 5)  # an empty recording would be `absent`
     client.conferences(conference["sid"]).update(status="completed")
     done = app.wait_for("/conference-recording", RecordingStatus="completed")[0].params
     assert done["RecordingChannels"] == "1" and done["RecordingSid"] == started["RecordingSid"]
+    assert int(done["RecordingDuration"]) >= 5
 
 
 def test_listen_whisper_barge_and_leave_change_who_hears_whom(sandbox, app, client):
