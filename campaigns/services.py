@@ -428,5 +428,5 @@ API_CAMPAIGN_FIELDS = (
     "amd_timeout_s", "amd_unknown_policy", "voicemail_drop", "voicemail_audio_url", "voicemail_text",
     "safe_harbor_text", "hold_audio_url", "max_hold_s", "max_abandon_rate", "window_start", "window_end",
     "max_attempts", "retry_no_answer_min", "retry_busy_min", "retry_machine_min", "retry_abandoned_min",
-    "auto_ready",
+    "auto_ready", "record_calls", "announce_recording", "recording_announcement",
 )
