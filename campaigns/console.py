@@ -40,6 +40,9 @@ def _api_urls(campaign_id: int) -> dict:
              "disposition": "disposition", "hangup": "hangup", "status": "status"}
     urls = {key: reverse(f"api-campaign-{name}", args=[campaign_id]) for key, name in names.items()}
     urls["token"] = reverse("api-token")
+    # Recording pause/resume and supervision live in the voice app (campaigns never imports voice; a URL is a name).
+    urls["recording"] = reverse("api-campaign-recording", args=[campaign_id])
+    urls["supervise"] = reverse("api-campaign-supervise", args=[campaign_id])
     return urls
 
 
@@ -86,6 +89,7 @@ def wallboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "wsPath": f"/ws/campaigns/{campaign.pk}/wallboard/",
         "api": _api_urls(campaign.pk),
         "statsUrl": reverse("wallboard-stats", args=[campaign.pk]),
+        "softphone": _softphone_config(),  # the manager's own phone, to supervise talks
     }
     return render(request, "campaigns/wallboard.html", {"campaign": campaign, "config": config})
 

@@ -172,7 +172,9 @@ def recording_event(recording, call) -> dict:
 def supervision_event(supervision, call, notice: str) -> dict:
     return {"type": "supervision", "id": supervision.pk, "version": supervision.version,
             "campaign": call.campaign_id, "call": call.pk, "session": call.bridged_to_id,
-            "manager": supervision.manager_id, "mode": supervision.mode, "active": supervision.ended_at is None,
+            "manager": supervision.manager_id,
+            "manager_name": supervision.manager.get_full_name() or supervision.manager.get_username(),
+            "mode": supervision.mode, "active": supervision.ended_at is None,
             "joined": supervision.joined_at is not None, "notice": notice}
 
 

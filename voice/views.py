@@ -48,7 +48,7 @@ def supervise(request: HttpRequest, body: dict, campaign_id: int):
     current, phone = supervision.supervision_start(user=request.user, campaign=campaign,
                                                    call_id=body.get("call_id"), mode=str(mode or ""))
     softphone = None if phone is None else {"token": phone.token, "identity": phone.identity,
-                                            "params": phone.params, "sandbox": phone.sandbox}
+                                            "params": phone.params, "sandbox": phone.sandbox, "supervisor": True}
     return JsonResponse({"supervision": supervision.supervision_json(current), "softphone": softphone})
 
 
