@@ -187,3 +187,52 @@ def test_whisper_from_twiml_coach_attribute_and_bad_coach_target(sandbox, app, c
             coaching=True, call_sid_to_coach="CA" + "9" * 32
         )
     assert bad.value.status == 400
+
+
+def test_participants_api_dials_a_softphone_and_a_number_into_a_room(sandbox, app, client):
+    agent, customer = talk(sandbox, app, client)
+    conference_sid = room(sandbox)["sid"]
+
+    # A manager's softphone added as a whisperer, by the room's SID.
+    created = client.conferences(conference_sid).participants.create(
+        from_=FROM, to="client:manager-1", label="supervisor", muted=False, coaching=True, call_sid_to_coach=agent,
+        status_callback=app.url("/supervisor-status"), status_callback_event=["answered", "completed"],
+    )
+    assert (created.status, created.coaching, created.call_sid_to_coach) == ("queued", True, agent)
+    joined = app.wait_for("/conference-events", StatusCallbackEvent="participant-join", CallSid=created.call_sid)[0]
+    assert (joined.params["Coaching"], joined.params["ParticipantLabel"]) == ("true", "supervisor")
+    heard = room(sandbox)["hears"]
+    assert created.call_sid in heard[agent] and created.call_sid not in heard[customer]
+    assert client.conferences(conference_sid).participants("supervisor").fetch().call_sid == created.call_sid
+
+    # Kicked by label: the leg's TwiML ends, it hangs up; the talk goes on.
+    client.conferences(conference_sid).participants("supervisor").delete()
+    assert wait_status(sandbox, created.call_sid)["status"] == "completed"
+    assert app.wait_for("/supervisor-status", CallStatus="completed")
+    assert room(sandbox)["hears"] == {agent: [customer], customer: [agent]}
+
+    # By FriendlyName, a new room is opened; a phone number joins it when it answers.
+    sandbox.set_behaviour("+12025550188", {"kind": "human", "pickup_s": 1, "talk_s": 3000, "patience_s": 3000})
+    other = client.conferences("overflow-room").participants.create(from_=FROM, to="+12025550188", muted=True)
+    wait_status(sandbox, other.call_sid, "in-progress")
+    sandbox.wait_for(lambda sb: sb.call(other.call_sid)["conference_sid"])
+    named = [c for c in sandbox.conferences() if c["friendly_name"] == "overflow-room"]
+    assert len(named) == 1 and named[0]["participants"][0]["muted"] is True
+    assert named[0]["sid"] == other.conference_sid
+
+
+def test_participants_api_refusals(sandbox, app, client):
+    agent, _customer = talk(sandbox, app, client)
+    conference_sid = room(sandbox)["sid"]
+    for kwargs, code in (
+        ({"to": "client:bad name"}, 21211),
+        ({"to": "client:x", "coaching": True, "call_sid_to_coach": "CA" + "0" * 32}, 21218),
+        ({"to": "+15005550001"}, 21211),
+    ):
+        with pytest.raises(TwilioRestException) as refused:
+            client.conferences(conference_sid).participants.create(from_=FROM, **kwargs)
+        assert refused.value.code == code
+    client.conferences(conference_sid).update(status="completed")
+    with pytest.raises(TwilioRestException) as ended:
+        client.conferences(conference_sid).participants.create(from_=FROM, to="client:x")
+    assert ended.value.status == 400

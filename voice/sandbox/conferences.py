@@ -49,6 +49,18 @@ class ConferenceRooms:
                 return conference
         return None
 
+    def open_named(self, name: str) -> Conference:
+        """The active room with this name, created (not started) if there is none: a Participants API create."""
+        conference = self.active_named(name)
+        if conference is None:
+            now = self._clock.now()
+            conference = Conference(
+                sid=new_sid("CF"), account_sid=self._account_sid, friendly_name=name, created_t=now, updated_t=now
+            )
+            self.by_sid[conference.sid] = conference
+            conference.history.append(_entry("created", now))
+        return conference
+
     def bridged(self, call: SimCall) -> bool:
         """Whether the callee is talking to someone: in a started room with another participant, not on hold."""
         conference = self.by_sid.get(call.conference_sid or "")
@@ -62,14 +74,8 @@ class ConferenceRooms:
     # -- membership ----------------------------------------------------------------------------------
 
     def join(self, call: SimCall, name: str, attrs: dict[str, str]) -> Participant:
-        conference = self.active_named(name)
+        conference = self.open_named(name)
         now = self._clock.now()
-        if conference is None:
-            conference = Conference(
-                sid=new_sid("CF"), account_sid=self._account_sid, friendly_name=name, created_t=now, updated_t=now
-            )
-            self.by_sid[conference.sid] = conference
-            conference.history.append(_entry("created", now))
         if conference.status_callback is None and attrs.get("statusCallback"):
             # The first participant that asks for conference events configures them for the room.
             words = (attrs.get("statusCallbackEvent") or " ".join(DEFAULT_EVENT_WORDS)).replace(",", " ").split()

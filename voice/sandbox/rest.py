@@ -11,11 +11,12 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import BasicAuth, web
 from multidict import MultiDictProxy
 
-from voice.sandbox.behaviours import is_valid_to
+from voice.sandbox.behaviours import is_client, is_valid_to
 from voice.sandbox.clock import SimClock
 from voice.sandbox.config import SandboxConfig
 from voice.sandbox.engine import API_VERSION, Engine, OutboundRequest
@@ -391,6 +392,84 @@ async def fetch_participant(request: web.Request) -> web.Response:
     return web.json_response(participant_json(conference, _participant(request, conference), request.app[ENGINE].clock))
 
 
+# Participants API create parameters -> the <Conference> attributes the new call joins with.
+PARTICIPANT_ATTRS = {
+    "Muted": "muted",
+    "Label": "participantLabel",
+    "StartConferenceOnEnter": "startConferenceOnEnter",
+    "EndConferenceOnExit": "endConferenceOnExit",
+    "Beep": "beep",
+    "ConferenceStatusCallback": "statusCallback",
+    "ConferenceStatusCallbackMethod": "statusCallbackMethod",
+    "ConferenceRecordingStatusCallback": "recordingStatusCallback",
+    "ConferenceRecordingStatusCallbackMethod": "recordingStatusCallbackMethod",
+}
+
+
+async def create_participant(request: web.Request) -> web.Response:
+    """Dial `To` (a number, or `client:<identity>`: an emulated softphone that answers at once) and put the call in
+    the room when it answers, with the given flags. The path names the room by SID (it must be active) or by
+    FriendlyName (created if none is active)."""
+    engine = request.app[ENGINE]
+    key = request.match_info["sid"]
+    if key.startswith("CF"):
+        conference = _conference(request)
+        if not conference.active:
+            return twilio_error(400, 21218, f"Conference {key} is not active")
+    else:
+        conference = engine.rooms.open_named(key)
+    form = await request.post()
+    to, from_ = str(form.get("To") or "").strip(), str(form.get("From") or "").strip()
+    if not to:
+        return twilio_error(400, 21201, "A 'To' phone number is required.")
+    if not from_:
+        return twilio_error(400, 21603, "A 'From' phone number is required.")
+    if not (is_valid_to(to) or is_client(to)):
+        return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number or client.")
+    attrs = {name: str(form[param]) for param, name in PARTICIPANT_ATTRS.items() if form.get(param)}
+    if str(form.get("Coaching") or "").lower() == "true":
+        coach = str(form.get("CallSidToCoach") or "")
+        if coach not in conference.participants:
+            return twilio_error(400, 21218, "CallSidToCoach must name a participant of this conference")
+        attrs["coach"] = coach
+    events = [w for v in form.getall("ConferenceStatusCallbackEvent", []) for w in str(v).replace(",", " ").split()]
+    if events:
+        attrs["statusCallbackEvent"] = " ".join(events)
+    record = str(form.get("ConferenceRecord") or "").lower()
+    if record in ("true", "record-from-start"):
+        attrs["record"] = "record-from-start"
+    document = "<Response><Dial><Conference{}>{}</Conference></Dial></Response>".format(
+        "".join(f" {name}={quoteattr(value)}" for name, value in attrs.items()), escape(conference.friendly_name)
+    )
+    if form.get("StatusCallback") and not _valid_url(str(form["StatusCallback"])):
+        return twilio_error(400, 21205, f"StatusCallback is not a valid URL: {form['StatusCallback']}")
+    call = engine.create_call(
+        OutboundRequest(
+            to=to,
+            from_=from_,
+            twiml=document,
+            status_callback=str(form["StatusCallback"]) if form.get("StatusCallback") else None,
+            status_callback_method=_method(form, "StatusCallbackMethod"),
+            status_callback_events=_status_events(form.getall("StatusCallbackEvent", [])),
+            timeout_s=_seconds(form.get("Timeout"), 60.0, 5.0, 600.0),
+        )
+    )
+    pending = Participant(
+        call_sid=call.sid,
+        label=attrs.get("participantLabel"),
+        muted=attrs.get("muted", "").lower() == "true",
+        hold=False,
+        start_conference_on_enter=attrs.get("startConferenceOnEnter", "true").lower() == "true",
+        end_conference_on_exit=attrs.get("endConferenceOnExit", "").lower() == "true",
+        joined_t=engine.clock.now(),
+        coaching="coach" in attrs,
+        call_sid_to_coach=attrs.get("coach"),
+    )
+    body = participant_json(conference, pending, engine.clock)
+    body.update(status="queued", queue_time=str(call.queue_time_ms))
+    return web.json_response(body, status=201)
+
+
 async def update_participant(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     conference = _conference(request)
@@ -601,6 +680,8 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/Conferences/{SID}.json", fetch_conference)
     app.router.add_post(f"{PREFIX}/Conferences/{SID}.json", update_conference)
     app.router.add_get(f"{PREFIX}/Conferences/{SID}/Participants.json", list_participants)
+    # A FriendlyName may stand in for the SID when creating a participant.
+    app.router.add_post(f"{PREFIX}/Conferences/{{sid:[^/]+}}/Participants.json", create_participant)
     participant = f"{PREFIX}/Conferences/{SID}/Participants/{{call_sid:[^/]+}}.json"
     app.router.add_get(participant, fetch_participant)
     app.router.add_post(participant, update_participant)
