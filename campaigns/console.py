@@ -90,6 +90,7 @@ def wallboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "api": _api_urls(campaign.pk),
         "statsUrl": reverse("wallboard-stats", args=[campaign.pk]),
         "softphone": _softphone_config(),  # the manager's own phone, to supervise talks
+        "userId": request.user.pk,
     }
     return render(request, "campaigns/wallboard.html", {"campaign": campaign, "config": config})
 

@@ -15,7 +15,7 @@ from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
-from voice.models import Call, human_answered_q
+from voice.models import Call, Recording, Supervision, human_answered_q
 from voice.states import Outcome, State
 
 # Ended lines stay on the agent's grid (and the wallboard's list) this long after a (re)connect.
@@ -140,6 +140,9 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
             for event in _calls(queryset):
                 seen[event["id"]] = event
         calls = sorted(seen.values(), key=lambda e: e["id"])
+    live_ids = [c["id"] for c in calls if c["state"] != State.ENDED]
+    recordings = [events.recording_event(r, r.call) for r in Recording.objects.filter(
+        call_id__in=live_ids).select_related("call")]
     return {
         "type": "snapshot",
         "scope": "console",
@@ -147,6 +150,7 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
         "campaign": events.campaign_event(campaign),
         "session": events.agent_event(session) if session else None,
         "calls": calls,
+        "recordings": recordings,  # so a reload mid-talk still offers pause / resume
         "stats": agent_stats_today(session=session, now=now),
     }
 
@@ -167,6 +171,9 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
         "campaign": events.campaign_event(campaign),
         "agents": [events.agent_event(s) for s in sessions],
         "calls": sorted(_calls(calls), key=lambda e: e["id"]),
+        # Who supervises which talk now (the wallboards' view carries no notice for the agent).
+        "supervisions": [events.supervision_event(s, s.call, "") for s in Supervision.objects.filter(
+            call__campaign=campaign, ended_at__isnull=True).select_related("call", "manager")],
         "stats": wallboard_stats(campaign=campaign, now=now),
     }
 

@@ -35,7 +35,7 @@
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
       if (snapshot.session) state.sessionId = snapshot.session.id;
-      const rows = [snapshot.campaign, ...snapshot.calls];
+      const rows = [snapshot.campaign, ...snapshot.calls, ...(snapshot.recordings || [])];
       if (snapshot.session) rows.push(snapshot.session);
       state.store.replace(rows);
       state.stats = snapshot.stats;

@@ -29,7 +29,10 @@
 
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
-      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls]);
+      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls, ...(snapshot.supervisions || [])]);
+      // After a reload, our own supervision is still on: show it (Leave takes the old leg out).
+      const mine = store.all("supervision").find((s) => s.active && s.manager === cfg.userId);
+      if (mine && !state.mine) state.mine = {id: mine.id, callId: mine.call, mode: mine.mode};
       state.stats = snapshot.stats;
       render();
     },

@@ -104,6 +104,14 @@ def test_a_manager_listens_whispers_barges_and_leaves_from_the_wallboard(floor, 
     shot(board, "14-wallboard-whispering")
     shot(console, "14-console-being-coached")
 
+    # Reloads pick the state up from the snapshots: the console still offers pause, the wallboard still whispers.
+    console.reload()
+    expect(console.locator("#recording-state")).to_have_text("● Recording")
+    board.reload()
+    row = board.locator("#calls tr", has_text="Ada Nguyen")
+    expect(row.get_by_role("button", name="Whisper")).to_have_attribute("aria-pressed", "true")
+    expect(board.locator("#supervise-text")).to_contain_text("only the agent hears you")
+
     # Barge: everyone hears the manager.
     row.get_by_role("button", name="Barge").click()
     expect(row.get_by_role("button", name="Barge")).to_have_attribute("aria-pressed", "true")
