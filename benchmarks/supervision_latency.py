@@ -36,9 +36,9 @@ def run(args) -> int:
     import requests
     from django.test import Client
 
-    from campaigns import services as campaign_services
     from tests import factories
     from tests.live import start_live_app, stop_live_app, wait_until
+    from voice import floor as floor_services
     from voice.models import Call
     from voice.states import State
 
@@ -53,7 +53,7 @@ def run(args) -> int:
     sandbox.place_agent_leg(f"agent-{session.agent_id}", app.url("/api/voice/dial"),
                             params={"session": str(session.pk)})
     assert wait_until(lambda: type(session).objects.get(pk=session.pk).in_room)
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     assert wait_until(lambda: Call.objects.get(pk=call.pk).state == State.CONNECTED), "no talk"
     session.refresh_from_db()
     call.refresh_from_db()

@@ -139,6 +139,12 @@ def campaign_event(campaign) -> dict:
             "status": campaign.status, "dial_mode": campaign.dial_mode}
 
 
+def dialing_event(campaign_id: int, held: dict | None) -> dict:
+    """Why ready agents get no line (`held`: {"code", "text"}), or None once dialing goes on."""
+    return {"type": "dialing", "id": campaign_id, "version": time.time_ns() // 1000, "campaign": campaign_id,
+            "held": held}
+
+
 # -- what services call ----------------------------------------------------------------------------------
 
 
@@ -163,6 +169,9 @@ def publish_campaign(campaign) -> None:
     publish(campaign_event(campaign), campaign_id=campaign.pk)
 
 
+def publish_dialing(campaign_id: int, held: dict | None) -> None:
+    """Why nothing is being dialed (or that dialing goes on again): every console and wallboard of the campaign."""
+    publish(dialing_event(campaign_id, held), campaign_id=campaign_id)
 def recording_event(recording, call) -> dict:
     """Never carries Twilio's media URL: browsers play recordings through our own page."""
     return {"type": "recording", "id": recording.pk, "version": _stamp(), "campaign": call.campaign_id,

@@ -18,9 +18,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from campaigns import services as campaign_services
-from campaigns.api import _session, api
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from voice import gateway, recordings, supervision
+from voice.api import _session, api
 from voice.models import Recording
 
 

@@ -12,11 +12,11 @@ import pytest
 import requests
 from django.test import Client
 
-from campaigns import services as campaign_services
 from campaigns.models import AgentSession
 from tests import factories
 from tests.e2e.test_call_flow import agent_in_room
 from tests.live import wait_until
+from voice import floor as floor_services
 from voice.models import Call, CallEvent, Recording, Supervision
 from voice.states import State
 
@@ -46,7 +46,7 @@ def talking(live_app, **campaign_fields) -> tuple[AgentSession, Call]:
     factories.make_contact(campaign=campaign, phone=CUSTOMER, time_zone="America/Los_Angeles")
     session = factories.make_session(campaign=campaign, in_room=False)
     agent_in_room(live_app, session)
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     assert wait_until(lambda: Call.objects.get(pk=call.pk).state == State.CONNECTED)
     session.refresh_from_db()
     return session, Call.objects.get(pk=call.pk)

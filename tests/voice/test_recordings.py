@@ -179,7 +179,8 @@ def test_states_from_numbers():
 def test_api_takes_record_calls_and_refuses_an_empty_required_announcement(client):
     manager = factories.make_user(manager=True)
     client.force_login(manager)
-    base = {"name": "Recorded", "contacts": ["+14155550123"], "record_calls": True}
+    base = {"name": "Recorded", "contacts": ["+14155550123"], "record_calls": True, "seller_name": "Acme",
+            "opt_out_number": "+12025550199"}
     bad = client.post("/api/campaign", {**base, "announce_recording": "always", "recording_announcement": " "},
                       content_type="application/json")
     assert bad.status_code == 400 and "recording_announcement" in bad.json()["fields"]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('voice', '0002_dial_throttle'),
+        ('voice', '0003_call_reserved_webhookevent_route'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

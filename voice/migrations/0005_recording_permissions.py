@@ -32,7 +32,7 @@ def revoke(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("voice", "0003_recording_supervision"),
+        ("voice", "0004_recording_supervision"),
         ("campaigns", "0003_groups"),
     ]
 

@@ -1,5 +1,6 @@
-"""Reads for the live pages: who may watch what, the snapshots a socket sends on connect, the stats and the
-contact card. Read-only; the event shapes come from `realtime.events` so a snapshot and an event never differ.
+"""Reads for the live pages (agent console, wallboard): who may watch what, the snapshots a socket sends on
+connect, the stats and the contact card. Read-only; the event shapes come from `realtime.events` so a snapshot
+and an event never differ.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from campaigns import selectors as campaign_selectors
 from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
 from voice.models import Call, Recording, Supervision, human_answered_q
+from voice.selectors import abandonment
 from voice.states import Outcome, State
 
 # Ended lines stay on the agent's grid (and the wallboard's list) this long after a (re)connect.
@@ -100,8 +101,8 @@ def wallboard_stats(*, campaign: Campaign, now: dt.datetime | None = None) -> di
     today = start_of_today(now)
     today_counts = _counts(campaign, today)
     today_counts["talk_s"] = _talk_seconds(Call.objects.filter(campaign=campaign, connected_at__gte=today), now)
-    abandon_today = campaign_selectors.abandonment(campaign=campaign, since=today)
-    abandon_30d = campaign_selectors.abandonment(campaign=campaign)
+    abandon_today = abandonment(campaign=campaign, since=today)
+    abandon_30d = abandonment(campaign=campaign)
     return {
         "as_of": now.isoformat(),
         "abandonment": {

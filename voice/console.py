@@ -1,7 +1,7 @@
 """The live pages: the agent console and the manager wallboard, plus the small JSON reads they make.
 
 The pages are server-rendered shells; static/js/console.js and static/js/wallboard.js fill them from the
-WebSocket (realtime.consumers) and act only through the JSON API (campaigns.api).
+WebSocket (realtime.consumers) and act only through the JSON API (voice.api).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from django.views.decorators.http import require_GET
 from campaigns import services
 from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign
-from realtime import selectors as live
+from campaigns.states import transitions_json
+from voice import live
 
 PAUSE_REASONS = ("Break", "Lunch", "Meeting", "Training", "Admin work")
 VOICE_SDK = "twilio-voice-sdk/twilio.min.js"
@@ -40,7 +41,7 @@ def _api_urls(campaign_id: int) -> dict:
              "disposition": "disposition", "hangup": "hangup", "status": "status"}
     urls = {key: reverse(f"api-campaign-{name}", args=[campaign_id]) for key, name in names.items()}
     urls["token"] = reverse("api-token")
-    # Recording pause/resume and supervision live in the voice app (campaigns never imports voice; a URL is a name).
+    # Recording pause/resume and supervision have their own views (voice.views).
     urls["recording"] = reverse("api-campaign-recording", args=[campaign_id])
     urls["supervise"] = reverse("api-campaign-supervise", args=[campaign_id])
     return urls
@@ -89,6 +90,7 @@ def wallboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "wsPath": f"/ws/campaigns/{campaign.pk}/wallboard/",
         "api": _api_urls(campaign.pk),
         "statsUrl": reverse("wallboard-stats", args=[campaign.pk]),
+        "transitions": transitions_json(),
         "softphone": _softphone_config(),  # the manager's own phone, to supervise talks
         "userId": request.user.pk,
     }

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('campaigns', '0003_groups'),
+        ('campaigns', '0004_campaign_abandon_cap_opt_out_and_more'),
     ]
 
     operations = [
