@@ -297,6 +297,12 @@ class CampaignAdmin(campaigns_admin.CampaignAdmin):
         buttons = []
         if campaign is not None and self.has_change_permission(request, campaign):
             buttons = [(a["status"], a["label"]) for a in campaign_actions(campaign.status)]
+        if campaign is not None and campaign.abandon_cap_opt_out and request.method == "GET":
+            who = campaign.abandon_cap_opt_out_by or "someone"
+            stamp = campaign.abandon_cap_opt_out_at
+            when = timezone.localtime(stamp).strftime("%Y-%m-%d %H:%M") if stamp else "?"
+            self.message_user(request, f"The abandonment cap does not hold back parallel dialing on this campaign "
+                                       f"(opted out by {who} on {when}).", messages.WARNING)
         extra_context = {**(extra_context or {}), "status_buttons": buttons,
                          "can_import_contacts": request.user.has_perm("campaigns.add_contact")}
         return super().change_view(request, object_id, form_url, extra_context)

@@ -15,6 +15,7 @@ from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
+from voice import gate, pacer
 from voice.models import Call, Recording, Supervision, human_answered_q
 from voice.selectors import abandonment
 from voice.states import Outcome, State
@@ -115,11 +116,19 @@ def wallboard_stats(*, campaign: Campaign, now: dt.datetime | None = None) -> di
     }
 
 
+def dialing_now(*, campaign: Campaign, now: dt.datetime) -> dict:
+    """Why ready agents get no line right now (the gate's own words), as the `dialing` event the worker sends
+    when it changes."""
+    stats = pacer.measured_stats(campaign, now=now) if campaign.status == Campaign.Status.RUNNING else None
+    held = gate.held_reason(campaign, now, stats=stats)
+    return events.dialing_event(campaign.pk, held.as_json() if held else None)
+
+
 # -- snapshots --------------------------------------------------------------------------------------------
 
 
 def _calls(queryset) -> list[dict]:
-    return [events.call_event(c) for c in queryset.select_related("contact")]
+    return [events.call_event(c) for c in queryset.select_related("contact", "campaign")]
 
 
 def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.datetime | None = None) -> dict:
@@ -153,6 +162,7 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
         "calls": calls,
         "recordings": recordings,  # so a reload mid-talk still offers pause / resume
         "stats": agent_stats_today(session=session, now=now),
+        "dialing": dialing_now(campaign=campaign, now=now),
     }
 
 
@@ -176,6 +186,7 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
         "supervisions": [events.supervision_event(s, s.call, "") for s in Supervision.objects.filter(
             call__campaign=campaign, ended_at__isnull=True).select_related("call", "manager")],
         "stats": wallboard_stats(campaign=campaign, now=now),
+        "dialing": dialing_now(campaign=campaign, now=now),
     }
 
 
@@ -185,7 +196,7 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
 def access_call(user, *, campaign_id: int, call_id: int) -> Call:
     """A call of the campaign that the user may see: the agent it was dialed for or bridged to, or a manager."""
     campaign = access_campaign(user, campaign_id)
-    call = (Call.objects.select_related("contact", "dialed_for", "bridged_to")
+    call = (Call.objects.select_related("contact", "campaign", "dialed_for", "bridged_to")
             .filter(pk=call_id, campaign=campaign).first())
     if call is None:
         raise NotAllowed("no such call")

@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from voice.states import MACHINE_VERDICTS, Outcome, State
+from voice.states import MACHINE_VERDICTS, Outcome, State, verdict
 
 
 def machine_q() -> Q:
@@ -81,6 +81,12 @@ class Call(models.Model):
     @property
     def is_live(self) -> bool:
         return self.state != State.ENDED
+
+    @property
+    def verdict(self) -> str:
+        """"human", "machine" or "" (no verdict yet), by the campaign's policy for "unknown": what the pages
+        show, so no page decides from raw AMD values itself."""
+        return verdict(self.answered_by, self.campaign.amd_unknown_policy)
 
 
 class WebhookEvent(models.Model):

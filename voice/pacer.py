@@ -40,7 +40,7 @@ def ages(now: dt.datetime, *fields: str) -> tuple[dict, tuple[str, ...]]:
 
 def seconds_since(value, now: dt.datetime) -> float:
     if isinstance(value, dt.datetime):
-        return max(0.0, (now - value).totalseconds_since())
+        return max(0.0, (now - value).total_seconds())
     return max(0.0, value or 0.0)
 
 

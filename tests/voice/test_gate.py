@@ -265,3 +265,16 @@ def test_pausing_releases_only_that_agents_lines(fake_twilio):
 def test_every_webhook_url_has_a_handler_keyed_by_its_name():
     names = {p.name for p in get_resolver("voice.urls").url_patterns}
     assert names == set(inbox.HANDLERS)
+
+
+def test_the_pages_are_told_human_or_machine_by_the_campaigns_policy_for_unknown():
+    """One home for "is this a human": the event's `verdict`, which the pages' scripts read."""
+    from realtime.events import call_event
+
+    for policy, expected in (("connect", "human"), ("machine", "machine")):
+        campaign = factories.make_campaign(amd_unknown_policy=policy)
+        contact = factories.make_contact(campaign=campaign)
+        call = Call.objects.create(campaign=campaign, contact=contact, state=State.ANSWERED, answered_by="unknown")
+        assert call_event(call)["verdict"] == expected
+    fax = Call.objects.create(campaign=campaign, contact=factories.make_contact(campaign=campaign), answered_by="fax")
+    assert call_event(fax)["verdict"] == "machine"
