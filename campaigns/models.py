@@ -125,6 +125,22 @@ class Campaign(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
     )
     abandon_cap_opt_out_at = models.DateTimeField(null=True, blank=True, editable=False)
+    class AnnounceRecording(models.TextChoices):
+        NEVER = "never", "Never"
+        TWO_PARTY = "two_party", "Only to contacts in two-party-consent states"
+        ALWAYS = "always", "To every contact"
+
+    record_calls = models.BooleanField(
+        default=False, help_text="Record every talk, from the moment the contact joins the agent."
+    )
+    announce_recording = models.CharField(
+        max_length=10, choices=AnnounceRecording.choices, default=AnnounceRecording.TWO_PARTY,
+        help_text="Play the announcement below before the contact is put through (recorded campaigns only).",
+    )
+    recording_announcement = models.CharField(
+        max_length=300, blank=True, default="This call is recorded for quality and training purposes.",
+        help_text="What the contact hears first when the campaign records and announces.",
+    )
 
     auto_ready = models.BooleanField(default=True, help_text="Agents go back to ready after a disposition.")
     callbacks_to_same_agent = models.BooleanField(default=True)
@@ -149,6 +165,14 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Checked by every ModelForm (admin and the JSON API): a required announcement must have words.
+        from django.core.exceptions import ValidationError
+
+        announces = self.record_calls and self.announce_recording != self.AnnounceRecording.NEVER
+        if announces and not self.recording_announcement.strip():
+            raise ValidationError({"recording_announcement": "Recorded calls that announce need the words to say."})
 
     @property
     def effective_caller_id(self) -> str:

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -174,6 +175,13 @@ TWILIO_SANDBOX = env.bool("TWILIO_SANDBOX", default=not TWILIO_API_BASE_URL.star
 RECONCILE_MARGIN_S = env.int("RECONCILE_MARGIN_S", default=60)
 # Region used to read numbers written without a country code (CSV import, API).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
+# Call recordings older than this are deleted, here and at Twilio, by `purge_recordings`.
+RECORDING_RETENTION_DAYS = env.int("RECORDING_RETENTION_DAYS", default=90)
+# What an agent's console says when a manager supervises their talk: "all" (listen, whisper and barge),
+# "audible" (only whisper and barge, when the agent can hear the manager) or "off".
+SUPERVISION_NOTICE = env.str("SUPERVISION_NOTICE", default="all")
+if SUPERVISION_NOTICE not in ("all", "audible", "off"):
+    raise ImproperlyConfigured("SUPERVISION_NOTICE must be all, audible or off")
 
 LOGGING = {
     "version": 1,

@@ -174,3 +174,37 @@ def publish_campaign(campaign) -> None:
 def publish_dialing(campaign_id: int, held: dict | None) -> None:
     """Why nothing is being dialed (or that dialing goes on again): every console and wallboard of the campaign."""
     publish(dialing_event(campaign_id, held), campaign_id=campaign_id)
+def recording_event(recording, call) -> dict:
+    """Never carries Twilio's media URL: browsers play recordings through our own page."""
+    return {"type": "recording", "id": recording.pk, "version": _stamp(), "campaign": call.campaign_id,
+            "call": call.pk, "status": recording.status, "duration_s": recording.duration_s}
+
+
+def supervision_event(supervision, call, notice: str) -> dict:
+    return {"type": "supervision", "id": supervision.pk, "version": supervision.version,
+            "campaign": call.campaign_id, "call": call.pk, "session": call.bridged_to_id,
+            "manager": supervision.manager_id,
+            "manager_name": supervision.manager.get_full_name() or supervision.manager.get_username(),
+            "mode": supervision.mode, "active": supervision.ended_at is None,
+            "joined": supervision.joined_at is not None, "notice": notice}
+
+
+def _stamp() -> int:
+    # For rows without a version column: microseconds, which order one row's events well enough.
+    return int(time.time() * 1_000_000)
+
+
+def publish_recording(recording, call) -> None:
+    """A talk's recording started, paused, resumed, completed or was deleted: the agent's console and wallboard."""
+    groups = (wallboard_group(call.campaign_id),) + ((agent_group(call.bridged_to_id),) if call.bridged_to_id else ())
+    publish(recording_event(recording, call), campaign_id=call.campaign_id, groups=groups)
+
+
+def publish_supervision(supervision, call, *, notice: str | None) -> None:
+    """A manager started, changed or ended supervising a talk: the wallboards, and the agent's console with the
+    notice the settings allow (None: the agent is not told at all)."""
+    publish(supervision_event(supervision, call, ""), campaign_id=call.campaign_id,
+            groups=(wallboard_group(call.campaign_id),))
+    if call.bridged_to_id and notice is not None:
+        publish(supervision_event(supervision, call, notice), campaign_id=call.campaign_id,
+                groups=(agent_group(call.bridged_to_id),))

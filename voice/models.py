@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -104,6 +105,7 @@ class WebhookEvent(models.Model):
         VOICE = "voice", "Voice URL"
         CONFERENCE = "conference", "Conference event"
         DIAL = "dial", "Agent leg"
+        RECORDING = "recording", "Recording status"
         OTHER = "other", "Other"
 
     class Processing(models.TextChoices):
@@ -165,3 +167,73 @@ class DialThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens:.2f} tokens"
+
+
+class Recording(models.Model):
+    """The recording of one talk, kept at Twilio; we keep its facts. Changes only through voice.recordings.
+
+    `media_url` is Twilio's and needs the account's credentials: it never reaches a browser, playback is
+    streamed through our own view.
+    """
+
+    class Status(models.TextChoices):
+        STARTING = "starting", "Starting"  # row written, Twilio not yet asked (or not yet answered)
+        IN_PROGRESS = "in-progress", "Recording"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        ABSENT = "absent", "Nothing recorded"
+        FAILED = "failed", "Failed"
+        DELETED = "deleted", "Deleted"
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="recording")
+    sid = models.CharField(max_length=34, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.STARTING)
+    channels = models.PositiveSmallIntegerField(default=2)
+    duration_s = models.PositiveIntegerField(null=True, blank=True)
+    media_url = models.URLField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="recording_status_idx")]
+
+    def __str__(self) -> str:
+        return f"recording {self.sid or self.pk} ({self.status})"
+
+    @property
+    def playable(self) -> bool:
+        return self.status == self.Status.COMPLETED and bool(self.media_url)
+
+
+class Supervision(models.Model):
+    """A manager listening to, whispering to or barging into one live talk. Changes only through
+    voice.supervision."""
+
+    class Mode(models.TextChoices):
+        LISTEN = "listen", "Listening"
+        WHISPER = "whisper", "Whispering"
+        BARGE = "barge", "Barged in"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="supervisions")
+    manager = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="supervisions")
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    leg_sid = models.CharField(max_length=34, blank=True, help_text="The manager's softphone leg in the room.")
+    conference_sid = models.CharField(max_length=34, blank=True)
+    joined_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # A manager supervises one talk at a time.
+            models.UniqueConstraint(fields=["manager"], condition=Q(ended_at__isnull=True),
+                                    name="supervision_one_live_per_manager"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manager} {self.mode} call {self.call_id}"
