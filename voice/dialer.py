@@ -35,6 +35,7 @@ from campaigns.models import AgentSession, Campaign, Contact, DoNotCall
 from campaigns.selectors import ABANDON_WINDOW, abandonment
 from voice import pacing, services
 from voice.models import Call, DialThrottle
+from voice.recovery import recovery_start, recovery_tick
 from voice.states import Outcome, State
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 NOTIFY_CHANNEL = "dialer_wake"
 STATS_TTL_S = 30.0
 ZONES_TTL_S = 60.0
-RECONCILE_EVERY_S = 15.0
 ABANDONED_PRIORITY = services.ABANDONED_PRIORITY_BOOST
 
 _wake_event = threading.Event()
@@ -275,9 +275,7 @@ class Dialer:
                 report.errors.append(f"campaign {campaign.pk}: {exc}")
         report.released += services.calls_release_due()
         services.calls_abandon_overdue()
-        if time.monotonic() - self._last_reconcile > RECONCILE_EVERY_S:
-            self._last_reconcile = time.monotonic()
-            services.calls_reconcile()
+        recovery_tick(self)
         return report
 
     def _apply(self, campaign: Campaign, release: tuple[int, ...], now: dt.datetime) -> tuple[int, int]:
@@ -310,6 +308,7 @@ class Dialer:
         listener = _Listener() if connection.vendor == "postgresql" else None
         if listener:
             listener.start()
+        recovery_start()
         try:
             while not stop.is_set():
                 try:

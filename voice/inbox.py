@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from campaigns import services as campaign_services
 from campaigns.models import AgentSession
-from voice import services, states, twiml
+from voice import presence, services, states, twiml
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -207,7 +207,7 @@ def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
+    presence.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
     return None, True
 
 
@@ -231,8 +231,7 @@ def _on_agent_status(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session") or _one(event.params, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
-                                        in_room=False)
+    presence.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"), in_room=False)
     return None, True
 
 

@@ -7,6 +7,7 @@ from xml.etree import ElementTree
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Contact, DoNotCall
@@ -349,17 +350,26 @@ def test_ending_a_campaign_gives_a_human_on_hold_the_safe_harbor_message(floor, 
                                 for r in fake_twilio.updates(call.sid)))
 
 
-def test_a_release_during_a_failing_create_ends_the_call(floor, fake_twilio):
+def test_a_release_during_a_failing_create_ends_the_call(floor, fake_twilio, monkeypatch):
+    from voice import gateway, outbox
     from voice import services as call_services
+    from voice.models import CallEffect
 
     campaign, session = floor
     contact = Contact.objects.filter(campaign=campaign).first()
     with transaction.atomic():
         Contact.objects.filter(pk=contact.pk).update(status=Contact.Status.DIALING)
         call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=session)
-    call_services.call_apply(call_id=call.pk, fact=states.Release())
+    effect = CallEffect.objects.create(call=call, kind=outbox.CREATE, not_before=timezone.now())
     fake_twilio.invalid_numbers.add(contact.phone)
-    call_services.call_send_create(call_id=call.pk)
+    create = gateway.create_call
+
+    def released_while_in_flight(**kwargs):
+        call_services.call_apply(call_id=call.pk, fact=states.Release())
+        return create(**kwargs)
+
+    monkeypatch.setattr(gateway, "create_call", released_while_in_flight)
+    outbox.effect_run(effect_id=effect.pk)
     call.refresh_from_db()
     assert call.state == states.State.ENDED and call.outcome == "invalid_number"
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.INVALID
