@@ -9,6 +9,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/voice/", include("voice.urls")),
     path("api/", include("campaigns.api_urls")),
+    path("api/", include("voice.presence_urls")),
     path("", include("campaigns.console_urls")),
     path("", include("campaigns.urls")),
 ]

@@ -75,22 +75,30 @@ def _executor() -> ThreadPoolExecutor:
 
 
 def submit(effect_id: int, *, delay_s: float = 0.0) -> None:
-    """Run an effect soon, off the calling thread (or inline when OUTBOX_INLINE is set)."""
-    if settings.OUTBOX_INLINE and delay_s <= 0:
-        effect_run(effect_id=effect_id)
-        return
+    """Run an effect the committing process queued: soon, off the calling thread (inline with OUTBOX_INLINE)."""
+    if settings.OUTBOX_INLINE:
+        if delay_s <= 0:
+            effect_run(effect_id=effect_id)
+        return  # a retry later is the sweep's (deterministic in tests: nothing runs behind their back)
     if delay_s > 0:
-        timer = threading.Timer(delay_s, lambda: _executor().submit(_run_in_thread, effect_id))
+        timer = threading.Timer(delay_s, lambda: _dispatch(effect_id))
         timer.daemon = True
         timer.start()
         return
-    _executor().submit(_run_in_thread, effect_id)
+    _dispatch(effect_id)
 
 
-def _run_in_thread(effect_id: int) -> None:
+def _dispatch(effect_id: int, *, reclaim: bool = False) -> None:
+    if settings.OUTBOX_INLINE:
+        effect_run(effect_id=effect_id, reclaim=reclaim)
+    else:
+        _executor().submit(_run_in_thread, effect_id, reclaim)
+
+
+def _run_in_thread(effect_id: int, reclaim: bool = False) -> None:
     close_old_connections()
     try:
-        effect_run(effect_id=effect_id)
+        effect_run(effect_id=effect_id, reclaim=reclaim)
     except Exception:
         log.exception("outbox effect %s failed", effect_id)
     finally:
@@ -284,7 +292,7 @@ def effects_sweep(*, now: dt.datetime | None = None, limit: int = 200) -> int:
     started = 0
     pending = CallEffect.objects.filter(status=Status.PENDING, not_before__lte=grace).order_by("id")
     for effect_id in pending.values_list("pk", flat=True)[:limit]:
-        submit(effect_id)
+        _dispatch(effect_id)
         started += 1
     sending = CallEffect.objects.filter(status=Status.SENDING).order_by("id")
     if connection.vendor != "postgresql":
@@ -293,10 +301,7 @@ def effects_sweep(*, now: dt.datetime | None = None, limit: int = 200) -> int:
         if connection.vendor == "postgresql" and not _owner_gone(effect_id):
             continue
         log.warning("outbox effect %s: its sender died mid-request; taking it over", effect_id)
-        if settings.OUTBOX_INLINE:
-            effect_run(effect_id=effect_id, reclaim=True)
-        else:
-            _executor().submit(_reclaim_in_thread, effect_id)
+        _dispatch(effect_id, reclaim=True)
         started += 1
     return started
 
@@ -307,16 +312,6 @@ def _owner_gone(effect_id: int) -> bool:
         return False
     _release(effect_id)
     return True
-
-
-def _reclaim_in_thread(effect_id: int) -> None:
-    close_old_connections()
-    try:
-        effect_run(effect_id=effect_id, reclaim=True)
-    except Exception:
-        log.exception("outbox effect %s failed", effect_id)
-    finally:
-        close_old_connections()
 
 
 def effects_for(*, call_id: int) -> list[CallEffect]:

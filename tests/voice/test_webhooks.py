@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Contact, DoNotCall
-from tests import factories
 from tests.live import wait_until
 from voice import states
 from voice.models import Call, CallEvent, WebhookEvent
@@ -19,17 +18,6 @@ from voice.models import Call, CallEvent, WebhookEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MACHINE_VALUES = ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]
-
-
-@pytest.fixture
-def floor(fake_twilio):
-    """A running campaign with one ready agent in their room and a few contacts."""
-    agent = factories.make_user()
-    campaign = factories.make_campaign(agents=[agent], lines_per_agent=1, min_ring_s=0)
-    for _ in range(3):
-        factories.make_contact(campaign=campaign)
-    session = factories.make_session(campaign=campaign, agent=agent)
-    return campaign, session
 
 
 def place(session) -> Call:
