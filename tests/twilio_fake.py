@@ -7,12 +7,14 @@ emulator with call play-out is the sandbox (voice/sandbox); this fake only answe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -152,5 +154,6 @@ def _call_json(account: str, sid: str, status: str, to: str | None = "+120255501
     return {
         "sid": sid, "account_sid": account, "status": status, "to": to, "from": "+12025550199",
         "direction": "outbound-api", "answered_by": None, "duration": None, "api_version": "2010-04-01",
-        "date_created": "Mon, 23 Nov 2026 12:00:00 +0000", "uri": f"/2010-04-01/Accounts/{account}/Calls/{sid}.json",
+        "date_created": format_datetime(dt.datetime.now(dt.UTC)),
+        "uri": f"/2010-04-01/Accounts/{account}/Calls/{sid}.json",
     }
