@@ -16,7 +16,7 @@ from campaigns.models import AgentSession
 from realtime import selectors
 from tests import factories
 from tests.realtime.test_consumers import Page, console_path, run
-from tests.voice.test_webhooks import amd, answer, params_for, place
+from tests.voice.test_webhooks import amd, answer, params_for
 from voice import presence, states
 from voice.models import Call, ConsoleSocket
 
