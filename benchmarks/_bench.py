@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "dialer_bench"
+BENCH_DB = os.environ.get("BENCH_DB", "dialer_bench")  # another name lets two runs share a server
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from campaigns.admin import PhoneSearchMixin, ReadOnlyMixin
-from voice.models import Call, CallEvent, WebhookEvent
+from voice.models import Call, CallEffect, CallEvent, WebhookEvent
 
 
 def pretty_json(value) -> str:
@@ -41,6 +41,16 @@ class CallEventInline(ReadOnlyMixin, admin.TabularInline):
         return pretty_json(event.data) if event.data else ""
 
 
+class CallEffectInline(ReadOnlyMixin, admin.TabularInline):
+    model = CallEffect
+    fields = ("created_at", "kind", "status", "attempts", "started_at", "finished_at", "result")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "Twilio request"
+    verbose_name_plural = "Twilio requests (outbox)"
+
+
 @admin.register(Call)
 class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     phone_search_field = "contact__phone"
@@ -50,7 +60,7 @@ class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     search_fields = ("sid", "contact__phone", "contact__name")
     list_select_related = ("campaign", "contact", "bridged_to__agent")
     date_hierarchy = "created_at"
-    inlines = (CallEventInline,)
+    inlines = (CallEventInline, CallEffectInline)
     fieldsets = (
         (None, {"fields": ("sid", "campaign", "contact", "state", "outcome", "error")}),
         ("Answering machine detection", {"fields": ("answered_by", "amd_duration_ms", "amd_corrected")}),
@@ -117,3 +127,12 @@ class CallEventAdmin(ReadOnlyAdmin):
     @admin.display(description="Data")
     def data_pretty(self, event: CallEvent) -> str:
         return pretty_json(event.data)
+
+
+@admin.register(CallEffect)
+class CallEffectAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "call", "kind", "status", "attempts", "finished_at", "result")
+    list_filter = ("status", "kind")
+    search_fields = ("call__sid", "result")
+    list_select_related = ("call",)
+    raw_id_fields = ("call",)
