@@ -15,6 +15,7 @@ the campaign is paused and the run waits for the carrier to finish its calls, th
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import itertools
 import os
 import random
@@ -65,6 +66,7 @@ class SoakReport:
     agents_with_two_customers: int = 0
     effects: Counter = field(default_factory=Counter)
     app_errors_heard: int = 0
+    timelines: list[str] = field(default_factory=list)  # what happened to each call that broke a rule
     elapsed_s: float = 0.0
 
     @property
@@ -90,6 +92,7 @@ class SoakReport:
             f"  contacts with two live calls at the carrier at once: {self.dialed_twice_at_once}",
             f"  agents with two customers at once: {self.agents_with_two_customers}",
             f"  callers who heard an application error (the web process was down mid-fetch): {self.app_errors_heard}",
+            *self.timelines,
         ]
 
 
@@ -163,6 +166,7 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
     from campaigns import services as campaign_services
     from campaigns.models import AgentSession, Campaign, Contact
     from tests import factories
+    from voice import gateway
     from voice.models import Call, CallEffect, CallEvent
     from voice.sandbox import Sandbox, SandboxConfig
     from voice.sandbox.population import Population
@@ -191,6 +195,10 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
         "PRESENCE_REQUIRE_CONSOLE": "false", "LOG_LEVEL": "CRITICAL", "REDIS_URL": "",
     }
     env.pop("PYTEST_XDIST_WORKER", None)
+    # This process acts too (the simulated agents' dispositions route waiting humans): same carrier, same app URL.
+    saved = {name: getattr(settings, name) for name in ("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL", "TWILIO_SANDBOX")}
+    settings.PUBLIC_BASE_URL, settings.TWILIO_API_BASE_URL, settings.TWILIO_SANDBOX = base_url, sandbox.base_url, True
+    gateway._client_for.cache_clear()
     fleet = Fleet(env, port, config.workers)
     report = SoakReport()
     stop = threading.Event()
@@ -273,6 +281,9 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
         stop.set()
         fleet.stop_all()
         sandbox.stop()
+        for name, value in saved.items():
+            setattr(settings, name, value)
+        gateway._client_for.cache_clear()
     return report
 
 
@@ -297,6 +308,7 @@ def _measure(report: SoakReport, campaign, sandbox, config: SoakConfig, Call, Ca
         report.hold_s.append(hold)
         if hold > limit_s:
             report.held_too_long.append((call.pk, round(hold, 2)))
+            report.timelines.append(_timeline(call, CallEvent))
     lines = [c for c in sandbox.calls() if c["identity"] is None]
     by_number = defaultdict(list)
     for line in lines:
@@ -305,12 +317,28 @@ def _measure(report: SoakReport, campaign, sandbox, config: SoakConfig, Call, Ca
     for spans in by_number.values():
         spans.sort()
         report.dialed_twice_at_once += sum(1 for (_, end), (start, _) in itertools.pairwise(spans) if start < end)
+    # An agent holds a customer from the bridge until the call leaves bridging/connected (a person whose redirect
+    # failed hears the safe-harbor message on their own while the agent, freed, takes the next one).
+    left = defaultdict(list)
+    for call_id, at in CallEvent.objects.filter(call__campaign=campaign, from_state__in=["bridging", "connected"]
+                                                ).exclude(to_state__in=["bridging", "connected"]
+                                                          ).values_list("call_id", "created_at"):
+        left[call_id].append(at)
     intervals = defaultdict(list)
     for call in calls:
         if call.bridged_to_id and call.bridged_at:
-            intervals[call.bridged_to_id].append((call.bridged_at, call.ended_at or call.bridged_at))
+            end = min(left[call.pk]) if left[call.pk] else (call.ended_at or dt.datetime.max.replace(tzinfo=dt.UTC))
+            intervals[call.bridged_to_id].append((call.bridged_at, end))
     for spans in intervals.values():
         spans.sort()
-        report.agents_with_two_customers += sum(
-            1 for (_, end), (start, _) in itertools.pairwise(spans) if start < end)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            if start < end:
+                report.agents_with_two_customers += 1
+                report.timelines.append(f"agent overlap at {start:%H:%M:%S.%f}")
+
+
+def _timeline(call, CallEvent) -> str:
+    events = CallEvent.objects.filter(call=call).order_by("created_at", "id")
+    steps = [f"{e.created_at:%H:%M:%S.%f} {e.kind} {e.from_state}->{e.to_state} {e.detail}" for e in events]
+    return f"call {call.pk} ({call.outcome}):\n    " + "\n    ".join(steps)
 
