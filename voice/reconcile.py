@@ -63,8 +63,9 @@ def _overdue(call: Call, now: dt.datetime) -> bool:
         # A person is waiting to hear the agent: a lost redirect must not leave them on hold music.
         return quiet > dt.timedelta(seconds=settings.RECONCILE_STUCK_S)
     if call.state == State.CONNECTED:
-        # Talks are long and quiet; a fetch every few minutes is cheap and catches a lost hang-up.
-        return quiet > dt.timedelta(minutes=10)
+        # Talks are long and quiet, but a lost final callback would keep the agent "on a call" with nobody: a
+        # fetch per talk per margin (once a minute by default) is cheap and frees them soon after.
+        return quiet > margin
     return quiet > dt.timedelta(seconds=call.campaign.amd_timeout_s) + margin
 
 

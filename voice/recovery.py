@@ -1,4 +1,4 @@
-"""What every dialer worker runs each tick besides pacing: the outbox sweep, presence, and the reconciler.
+"""What every dialer worker runs besides pacing: the outbox sweep, presence, and the reconciler.
 
 Kept apart from the worker loop so the demo, `run_dialer` and any future worker share one list.
 """
@@ -25,10 +25,17 @@ def recovery_start() -> None:
         log.exception("start-up reconcile failed; the periodic one will retry")
 
 
+PRESENCE_EVERY_S = 1.0
+
+
 def recovery_tick(worker) -> None:
-    """`worker` carries `_last_reconcile` (monotonic seconds)."""
+    """Every tick: the outbox sweep (a lost effect leaves within a tick and the sweep's grace). Every second:
+    presence. Every RECONCILE_EVERY_S: the reconciler. `worker` carries when each last ran (monotonic s)."""
     outbox.effects_sweep()
-    presence.sessions_sweep()
+    now = time.monotonic()
+    if now - getattr(worker, "_last_presence", 0.0) >= PRESENCE_EVERY_S:
+        worker._last_presence = now
+        presence.sessions_sweep()
     if time.monotonic() - worker._last_reconcile > settings.RECONCILE_EVERY_S:
         worker._last_reconcile = time.monotonic()
         reconcile.calls_reconcile()

@@ -172,3 +172,25 @@ def test_a_lost_hangup_is_sent_again(floor, fake_twilio, webhook):
     reconcile.calls_reconcile()
     assert CallEffect.objects.filter(call=call, kind=states.Effect.HANGUP).count() == 2
     assert fake_twilio.statuses[call.sid] == "completed"
+
+
+def test_a_talk_whose_hang_up_was_lost_frees_the_agent_after_the_margin(floor, fake_twilio, webhook, settings):
+    campaign, session = floor
+    call = place(session)
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    services_join(webhook, call, session)
+    call.refresh_from_db()
+    assert call.state == State.CONNECTED
+    fake_twilio.statuses[call.sid] = "completed"  # the customer hung up; both callbacks were lost
+    quiet_for(call, settings.RECONCILE_MARGIN_S + 1)
+    assert reconcile.calls_reconcile() == 1
+    call.refresh_from_db()
+    assert call.state == State.ENDED and call.outcome == "talked"
+    assert AgentSession.objects.get(pk=session.pk).state == AgentSession.State.WRAP_UP
+
+
+def services_join(webhook, call, session) -> None:
+    webhook("conference-events", {"ConferenceSid": "CF1", "FriendlyName": session.conference_room,
+                                  "StatusCallbackEvent": "participant-join", "CallSid": call.sid,
+                                  "SequenceNumber": "3", "AccountSid": "AC" + "0" * 32}, query={"session": session.pk})
