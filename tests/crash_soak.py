@@ -48,6 +48,10 @@ class SoakConfig:
     ring_timeout_s: int = 15
     amd_timeout_s: int = 30
     settle_timeout_s: float = 180.0
+    # Keep killing past duration_s (up to 4x) until this many kills and ended calls: a loaded machine starts
+    # processes slowly, and a run with too few kills or calls would prove little.
+    min_kills: int = 0
+    min_calls: int = 0
     log: bool = True
 
 
@@ -240,7 +244,14 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
         threading.Thread(target=agents_work, daemon=True).start()
 
         kill_until = time.monotonic() + config.duration_s
-        while time.monotonic() < kill_until:
+        hard_stop = time.monotonic() + 4 * config.duration_s
+
+        def enough() -> bool:
+            kills = sum(report.kills.values())
+            ended = Call.objects.filter(campaign=campaign, state="ended").count()
+            return time.monotonic() >= kill_until and kills >= config.min_kills and ended >= config.min_calls
+
+        while not enough() and time.monotonic() < hard_stop:
             time.sleep(rng.uniform(*config.kill_every_s))
             victim = rng.choice(list(fleet.procs))
             fleet.kill(victim)

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True), pytest.m
 def test_killing_the_web_process_and_a_worker_at_random_loses_no_call_no_human_no_contact():
     report = run_crash_soak(SoakConfig(
         duration_s=16.0, agents=4, workers=1, kill_every_s=(2.0, 3.5), down_s=(0.2, 0.6), time_scale=20.0,
-        seed=3, reconcile_every_s=3.0, amd_timeout_s=10, log=False))
+        seed=3, reconcile_every_s=3.0, amd_timeout_s=10, min_kills=4, min_calls=6, log=False))
     text = "\n".join(report.lines())
     assert report.kills["web"] + report.kills["worker"] >= 4, text
     assert report.calls >= 6, text  # a floor busy enough for the kills to land mid-call
