@@ -83,7 +83,11 @@ def _console_live(user_id: int, campaign_id: int) -> bool:
 
 def agent_leg_in_room(*, session_id: int, call_sid: str, in_room: bool) -> None:
     """The agent's leg joined or left their room (conference event, or the leg's call ended)."""
-    if not in_room:
+    session = AgentSession.objects.filter(pk=session_id).first()
+    if session is None:
+        return
+    stale = bool(session.agent_call_sid and call_sid and call_sid != session.agent_call_sid)  # an old leg's news
+    if not in_room and not stale and session.in_room:
         _abandon_bridging(session_id)
     campaign_services.agent_leg_in_room(session_id=session_id, call_sid=call_sid, in_room=in_room)
     if in_room:
@@ -112,8 +116,10 @@ def _pause(session: AgentSession, reason: str) -> None:
 
 
 def agent_gone(*, session: AgentSession) -> AgentSession:
-    """The agent is gone (tab closed, signed out, removed, deactivated): hang up a live talk, leave."""
-    for call in Call.objects.filter(bridged_to=session, state__in=list(states.AGENT_HOLDING_STATES)):
+    """The agent is gone (tab closed, signed out, removed, deactivated): hang up a live talk (a person still
+    being bridged hears the safe-harbor message instead), leave."""
+    _abandon_bridging(session.pk)
+    for call in Call.objects.filter(bridged_to=session, state=states.State.CONNECTED):
         services.call_hangup(call=call)
     return campaign_services.agent_leave(session=session, force=True)
 

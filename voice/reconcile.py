@@ -98,7 +98,7 @@ def _apply_info(call: Call, info: gateway.CallInfo) -> bool:
             answered_by=verdict, agent=services._agent_id_if_human(locked, sessions, verdict)),
             with_ready_agents=True)
         return result.changed
-    if info.status != "in-progress" and call.state not in (State.RELEASING,):
+    if info.status != "in-progress" and call.state != State.RELEASING:
         Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
         return False
     if call.state == State.RELEASING:

@@ -124,7 +124,11 @@ def test_the_tab_close_beacon_makes_the_agent_leave_even_on_a_call(floor2, webho
     call = place_one(session)
     answer(webhook, call)
     amd(webhook, call, "human")
+    webhook("conference-events", {"ConferenceSid": "CF1", "FriendlyName": session.conference_room,
+                                  "StatusCallbackEvent": "participant-join", "CallSid": call.sid,
+                                  "SequenceNumber": "3", "AccountSid": "AC" + "0" * 32}, query={"session": session.pk})
     assert reload(session).state == State.ON_CALL
+    assert Call.objects.get(pk=call.pk).state == states.State.CONNECTED
     browser = Client()
     browser.force_login(session.agent)
     response = browser.post(f"/api/campaign/{campaign.pk}/gone", data="{}", content_type="application/json")
@@ -237,3 +241,27 @@ def test_managers_removed_from_the_member_list_keep_working(floor2):
     campaign.agents.remove(manager)
     presence.sessions_sweep()
     assert reload(managed).state == State.READY
+
+
+def test_news_of_an_old_phone_leg_changes_nothing(floor2, webhook, fake_twilio):
+    campaign, session = floor2
+    AgentSession.objects.filter(pk=session.pk).update(agent_call_sid="CA" + "c" * 32)
+    call = place_one(session)
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    webhook("agent-status", params_for(call, CallSid="CA" + "d" * 32, CallStatus="completed"),  # a previous leg
+            query={"session": session.pk})
+    call.refresh_from_db()
+    assert call.state == states.State.BRIDGING and reload(session).state == State.ON_CALL
+
+
+def test_an_agent_gone_while_a_person_is_being_bridged_gives_them_the_safe_harbor_message(floor2, webhook,
+                                                                                            fake_twilio):
+    campaign, session = floor2
+    call = place_one(session)
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    presence.agent_gone(session=reload(session))
+    call.refresh_from_db()
+    assert call.state == states.State.RELEASING and call.outcome == "abandoned"
+    assert reload(session).state == State.OFFLINE
