@@ -14,6 +14,7 @@ the campaign is paused and the run waits for the carrier to finish its calls, th
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import itertools
@@ -36,6 +37,7 @@ ROOT = Path(__file__).resolve().parent.parent
 class SoakConfig:
     duration_s: float = 120.0  # how long the killer runs
     agents: int = 6
+    web: int = 1  # web processes; with more than one, a small TCP balancer in front (as in production)
     workers: int = 2
     kill_every_s: tuple[float, float] = (2.0, 6.0)
     down_s: tuple[float, float] = (0.3, 1.5)
@@ -57,6 +59,8 @@ class SoakConfig:
 
 @dataclass
 class SoakReport:
+    web: int = 1
+    workers: int = 1
     kills: Counter = field(default_factory=Counter)
     calls: int = 0
     outcomes: Counter = field(default_factory=Counter)
@@ -85,7 +89,8 @@ class SoakReport:
             return holds[min(len(holds) - 1, int(p * len(holds)))] if holds else 0.0
 
         return [
-            f"crash soak: {self.calls} calls in {self.elapsed_s:.0f} s; SIGKILLs: {dict(self.kills)}",
+            f"crash soak: {self.calls} calls in {self.elapsed_s:.0f} s; {self.web} web process(es), "
+            f"{self.workers} worker(s); SIGKILLs: {dict(self.kills)}",
             f"  outcomes: {dict(sorted(self.outcomes.items()))}",
             f"  outbox rows: {dict(sorted(self.effects.items()))}",
             f"  calls live in the app {self.window_s:.0f} s after the carrier's last line ended: "
@@ -95,7 +100,8 @@ class SoakReport:
             f"past the hold limit + one reconcile interval: {len(self.held_too_long)} {self.held_too_long[:5]}",
             f"  contacts with two live calls at the carrier at once: {self.dialed_twice_at_once}",
             f"  agents with two customers at once: {self.agents_with_two_customers}",
-            f"  callers who heard an application error (the web process was down mid-fetch): {self.app_errors_heard}",
+            "  callers who heard an application error (no web process answered a TwiML fetch): "
+            f"{self.app_errors_heard}",
             *self.timelines,
         ]
 
@@ -115,36 +121,40 @@ def _database_url() -> str:
 
 
 class Fleet:
-    """The app's processes: one daphne and N dialer workers, each restartable after a SIGKILL."""
+    """The app's processes: web processes (daphne) and dialer workers, each restartable after a SIGKILL."""
 
-    def __init__(self, env: dict[str, str], port: int, workers: int) -> None:
+    def __init__(self, env: dict[str, str], web_ports: list[int], workers: int) -> None:
         self.env = env
-        self.port = port
-        self.procs: dict[str, subprocess.Popen | None] = {"web": None, **{f"worker{i}": None for i in range(workers)}}
+        self.web_ports = {f"web{i}": port for i, port in enumerate(web_ports)}
+        self.procs: dict[str, subprocess.Popen | None] = {
+            **dict.fromkeys(self.web_ports), **{f"worker{i}": None for i in range(workers)}}
 
     def command(self, name: str) -> list[str]:
-        if name == "web":
-            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "dialer.asgi:application"]
+        if name in self.web_ports:
+            return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_ports[name]),
+                    "dialer.asgi:application"]
         return [sys.executable, "manage.py", "run_dialer", "--tick", "0.2"]
 
     def start(self, name: str) -> None:
         self.procs[name] = subprocess.Popen(self.command(name), cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, start_new_session=True)
+        if name in self.web_ports:
+            self.wait_for(self.web_ports[name])
 
     def start_all(self) -> None:
         for name in self.procs:
             self.start(name)
-        self.wait_for_web()
 
-    def wait_for_web(self, timeout_s: float = 30.0) -> None:
+    @staticmethod
+    def wait_for(port: int, timeout_s: float = 60.0) -> None:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
                     return
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("the web process did not start")
+        raise RuntimeError("a web process did not start")
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]
@@ -160,6 +170,52 @@ class Fleet:
                     proc.wait(timeout=5)
                 except subprocess.TimeoutExpired:
                     self.kill(name)
+
+
+class Balancer:
+    """A tiny TCP load balancer in front of the web processes, as production's proxy: each new connection goes to
+    the next web process that accepts it. A connection to a process that dies breaks, like behind a real one."""
+
+    def __init__(self, port: int, backends: list[int]) -> None:
+        self.port, self.backends = port, backends
+        self._next = itertools.cycle(range(len(backends)))
+        self._loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        threading.Thread(target=self._run, name="balancer", daemon=True).start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        server = self._loop.run_until_complete(asyncio.start_server(self._handle, "127.0.0.1", self.port))
+        self._ready.set()
+        with contextlib.suppress(Exception):
+            self._loop.run_forever()
+        server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in self.backends:
+            port = self.backends[next(self._next)]
+            try:
+                upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            writer.close()
+            return
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(Exception):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            with contextlib.suppress(Exception):
+                sink.close()
+
+        await asyncio.gather(pipe(reader, upstream_writer), pipe(upstream_reader, writer))
+
+    def stop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
 
 
 def run_crash_soak(config: SoakConfig) -> SoakReport:
@@ -186,7 +242,9 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
         population=population, machine_hangup_after_s=60.0))
     sandbox.start()
     port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+    base_url = f"http://127.0.0.1:{port}"  # the balancer when there are several web processes
+    web_ports = [port] if config.web == 1 else [_free_port() for _ in range(config.web)]
+    balancer = Balancer(port, web_ports) if config.web > 1 else None
     env = {
         **os.environ, "DJANGO_SETTINGS_MODULE": "dialer.settings", "DATABASE_URL": _database_url(),
         "DATABASE_POOL_MAX": "10", "PUBLIC_BASE_URL": base_url, "ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -203,8 +261,8 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
     saved = {name: getattr(settings, name) for name in ("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL", "TWILIO_SANDBOX")}
     settings.PUBLIC_BASE_URL, settings.TWILIO_API_BASE_URL, settings.TWILIO_SANDBOX = base_url, sandbox.base_url, True
     gateway._client_for.cache_clear()
-    fleet = Fleet(env, port, config.workers)
-    report = SoakReport()
+    fleet = Fleet(env, web_ports, config.workers)
+    report = SoakReport(web=config.web, workers=config.workers)
     stop = threading.Event()
     started = time.monotonic()
     try:
@@ -255,11 +313,9 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
             time.sleep(rng.uniform(*config.kill_every_s))
             victim = rng.choice(list(fleet.procs))
             fleet.kill(victim)
-            report.kills["web" if victim == "web" else "worker"] += 1
+            report.kills["web" if victim.startswith("web") else "worker"] += 1
             time.sleep(rng.uniform(*config.down_s))
             fleet.start(victim)
-            if victim == "web":
-                fleet.wait_for_web()
             ended = Call.objects.filter(campaign=campaign, state="ended").count()
             say(f"\r{time.monotonic() - started:5.0f}s  {ended} calls ended, kills {dict(report.kills)}   ",
                 end="", flush=True)
@@ -291,6 +347,8 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
     finally:
         stop.set()
         fleet.stop_all()
+        if balancer is not None:
+            balancer.stop()
         sandbox.stop()
         for name, value in saved.items():
             setattr(settings, name, value)
