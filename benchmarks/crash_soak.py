@@ -5,10 +5,11 @@
 
 Runs daphne (`--web 2`: two of them behind a small TCP balancer) and the dialer workers as child processes
 on a throwaway PostgreSQL database (`dialer_bench`), the Twilio sandbox and simulated agents in this process,
-and SIGKILLs one of the app's processes every few seconds (restarting it a moment later). Then it pauses the campaign, waits for the carrier's calls to end and
-prints (see tests/crash_soak.py): calls left live in the app one reconcile interval after they were due,
-humans held past the hold limit plus one reconcile interval, contacts with two live calls at once at the
-carrier, agents with two customers at once. Exit code 0 when all four are zero.
+and SIGKILLs one of the app's processes every few seconds (restarting it a moment later). Then it pauses the
+campaign, waits for the carrier's calls to end and prints (see tests/crash_soak.py): calls left live in the
+app one reconcile interval after they were due, humans held past the hold limit plus one reconcile interval,
+contacts with two live calls at once at the carrier, agents with two customers at once. Exit code 0 when all
+four are zero.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from campaigns import services as campaign_services
 from campaigns.exceptions import IllegalAction
 from campaigns.models import AgentSession, Campaign
 from realtime import events
-from voice import services, states
+from voice import gateway, services, states
 from voice.models import Call, ConsoleSocket
 from voice.states import Outcome
 
@@ -102,6 +102,25 @@ def _abandon_bridging(session_id: int) -> None:
     hung up on): they hear the safe-harbor message instead (rule 3)."""
     for call in Call.objects.filter(bridged_to_id=session_id, state=states.State.BRIDGING):
         services.call_hangup(call=call, outcome=Outcome.ABANDONED)
+
+
+def agent_legs_reconcile() -> int:
+    """Ask Twilio about the phone legs we believe are in their rooms: a leg it forgot (404, e.g. a restarted
+    carrier) or that has ended (its callback lost while we were down) is out of the room. Run by every worker
+    at start-up and with the reconciler. Returns how many legs were found gone."""
+    gone = 0
+    legs = AgentSession.objects.filter(in_room=True).exclude(agent_call_sid="").exclude(state=State.OFFLINE)
+    for session_id, call_sid in legs.values_list("pk", "agent_call_sid"):
+        try:
+            ended = gateway.fetch_call(sid=call_sid).status in states.TERMINAL_STATUSES
+        except gateway.NotFound:
+            ended = True
+        except gateway.GatewayError:
+            continue  # not knowing is not "gone": ask again next round
+        if ended:
+            agent_leg_in_room(session_id=session_id, call_sid=call_sid, in_room=False)
+            gone += 1
+    return gone
 
 
 # -- pausing and cutting off -----------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ def recovery_start() -> None:
     try:
         outbox.effects_sweep()
         reconcile.calls_reconcile(everything=True)
+        presence.agent_legs_reconcile()
     except Exception:
         log.exception("start-up reconcile failed; the periodic one will retry")
 
@@ -39,3 +40,4 @@ def recovery_tick(worker) -> None:
     if time.monotonic() - worker._last_reconcile > settings.RECONCILE_EVERY_S:
         worker._last_reconcile = time.monotonic()
         reconcile.calls_reconcile()
+        presence.agent_legs_reconcile()

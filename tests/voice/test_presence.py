@@ -265,3 +265,16 @@ def test_an_agent_gone_while_a_person_is_being_bridged_gives_them_the_safe_harbo
     call.refresh_from_db()
     assert call.state == states.State.RELEASING and call.outcome == "abandoned"
     assert reload(session).state == State.OFFLINE
+
+
+def test_a_phone_leg_the_carrier_forgot_is_out_of_the_room_after_a_restart(floor2, fake_twilio):
+    """A restarted demo: the sandbox forgot the agent's leg; the start-up pass takes the agent out of the room."""
+    campaign, session = floor2
+    AgentSession.objects.filter(pk=session.pk).update(agent_call_sid="CA" + "e" * 32)
+    fake_twilio.statuses["CA" + "e" * 32] = "in-progress"
+    assert presence.agent_legs_reconcile() == 0
+    assert reload(session).in_room
+    fake_twilio.forgotten.add("CA" + "e" * 32)
+    assert presence.agent_legs_reconcile() == 1
+    session = reload(session)
+    assert not session.in_room and session.state == State.PAUSED and session.pause_reason == presence.PHONE_GONE
