@@ -173,6 +173,19 @@ TWILIO_SANDBOX = env.bool("TWILIO_SANDBOX", default=not TWILIO_API_BASE_URL.star
 
 # Seconds of silence past a call's ring timeout before the reconciler asks Twilio what happened.
 RECONCILE_MARGIN_S = env.int("RECONCILE_MARGIN_S", default=60)
+# How often every dialer worker runs the reconciler (it also runs once when a worker or the demo starts).
+RECONCILE_EVERY_S = env.float("RECONCILE_EVERY_S", default=15.0)
+# Seconds a call may sit in bridging or voicemail with no news before the reconciler re-sends its redirect.
+RECONCILE_STUCK_S = env.float("RECONCILE_STUCK_S", default=8.0)
+# The outbox (voice.outbox): Twilio side effects run after commit on this many threads per process, off the
+# request thread. "inline" runs them on the committing thread instead (the tests, for determinism).
+OUTBOX_THREADS = env.int("OUTBOX_THREADS", default=4)
+OUTBOX_INLINE = env.bool("OUTBOX_INLINE", default=False)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
+# Presence (voice.presence): a console that has not pinged for this long is gone and its agent is paused.
+PRESENCE_TIMEOUT_S = env.float("PRESENCE_TIMEOUT_S", default=12.0)
+# Whether an agent needs a connected console to receive customers (off only for API-driven agents and tests).
+PRESENCE_REQUIRE_CONSOLE = env.bool("PRESENCE_REQUIRE_CONSOLE", default=True)
 # Region used to read numbers written without a country code (CSV import, API).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 # Call recordings older than this are deleted, here and at Twilio, by `purge_recordings`.

@@ -21,12 +21,13 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from realtime.groups import agent_group, campaign_group, wallboard_group
+from realtime.groups import agent_group, campaign_group, user_group, wallboard_group
 
 log = logging.getLogger(__name__)
 
 # The channel-layer message type; consumers handle it in `event_push`.
 PUSH = "event.push"
+ACCESS_CHECK = "access.check"  # a channel-layer message to the consumers, never sent to a browser
 
 
 def _iso(value) -> str | None:
@@ -67,14 +68,7 @@ def _send(groups: tuple[str, ...], event: dict) -> None:
     event["sent_at"] = round(time.time() * 1000, 1)
     # Serialised once here, not once per connected page.
     message = {"type": PUSH, "text": json.dumps(event, cls=DjangoJSONEncoder)}
-    loop = _server_loop
-    try:
-        if loop is not None and loop.is_running() and loop is not _running_loop():
-            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop).result(SEND_TIMEOUT_S)
-        else:
-            async_to_sync(_group_send_all)(layer, groups, message)
-    except Exception:
-        log.exception("publish of %s %s failed", event.get("type"), event.get("id"))
+    _send_raw(groups, message)
 
 
 def publish(event: dict, *, campaign_id: int, groups: tuple[str, ...] | None = None) -> None:
@@ -208,3 +202,23 @@ def publish_supervision(supervision, call, *, notice: str | None) -> None:
     if call.bridged_to_id and notice is not None:
         publish(supervision_event(supervision, call, notice), campaign_id=call.campaign_id,
                 groups=(agent_group(call.bridged_to_id),))
+
+
+def access_revoked(*, user_id: int) -> None:
+    """Tell every open socket of the user to check its access again (after commit); those that may no longer
+    watch close themselves (voice.presence: removed from a campaign, deactivated)."""
+    transaction.on_commit(lambda: _send_raw((user_group(user_id),), {"type": ACCESS_CHECK}))
+
+
+def _send_raw(groups: tuple[str, ...], message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    loop = _server_loop
+    try:
+        if loop is not None and loop.is_running() and loop is not _running_loop():
+            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop).result(SEND_TIMEOUT_S)
+        else:
+            async_to_sync(_group_send_all)(layer, groups, message)
+    except Exception:
+        log.exception("sending %s to %s failed", message.get("type"), groups)

@@ -27,7 +27,7 @@ from campaigns.models import AgentSession, Campaign, Contact
 from campaigns.states import campaign_actions
 from voice import floor
 from voice.gateway import GatewayError
-from voice.models import Call, CallEvent, Recording, Supervision, WebhookEvent, human_answered_q
+from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent, human_answered_q
 from voice.pacer import pacing_preview
 from voice.recordings import recording_delete
 from voice.selectors import ABANDON_WINDOW
@@ -59,6 +59,16 @@ class CallEventInline(ReadOnlyMixin, admin.TabularInline):
         return pretty_json(event.data) if event.data else ""
 
 
+class CallEffectInline(ReadOnlyMixin, admin.TabularInline):
+    model = CallEffect
+    fields = ("created_at", "kind", "status", "attempts", "started_at", "finished_at", "result")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "Twilio request"
+    verbose_name_plural = "Twilio requests (outbox)"
+
+
 @admin.register(Call)
 class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     phone_search_field = "contact__phone"
@@ -68,7 +78,7 @@ class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     search_fields = ("sid", "contact__phone", "contact__name")
     list_select_related = ("campaign", "contact", "bridged_to__agent")
     date_hierarchy = "created_at"
-    inlines = (CallEventInline,)
+    inlines = (CallEventInline, CallEffectInline)
     fieldsets = (
         (None, {"fields": ("sid", "campaign", "contact", "state", "outcome", "error")}),
         ("Recording", {"fields": ("recording_player",)}),
@@ -194,6 +204,15 @@ class CallEventAdmin(ReadOnlyAdmin):
     @admin.display(description="Data")
     def data_pretty(self, event: CallEvent) -> str:
         return pretty_json(event.data)
+
+
+@admin.register(CallEffect)
+class CallEffectAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "call", "kind", "status", "attempts", "finished_at", "result")
+    list_filter = ("status", "kind")
+    search_fields = ("call__sid", "result")
+    list_select_related = ("call",)
+    raw_id_fields = ("call",)
 
 
 # -- the call side of the campaign, contact and agent pages -----------------------------------------------

@@ -38,7 +38,7 @@ def _campaign_or_403(request: HttpRequest, campaign_id: int) -> Campaign:
 
 def _api_urls(campaign_id: int) -> dict:
     names = {"join": "join", "ready": "ready", "pause": "pause", "leave": "leave", "dialNext": "dial-next",
-             "disposition": "disposition", "hangup": "hangup", "status": "status"}
+             "disposition": "disposition", "hangup": "hangup", "status": "status", "gone": "gone"}
     urls = {key: reverse(f"api-campaign-{name}", args=[campaign_id]) for key, name in names.items()}
     urls["token"] = reverse("api-token")
     # Recording pause/resume and supervision have their own views (voice.views).

@@ -8,6 +8,7 @@ repeating it is harmless (5xx on an idempotent request).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -26,6 +27,7 @@ from twilio.rest import Client
 log = logging.getLogger(__name__)
 
 NOT_IN_PROGRESS = 21220
+NOT_FOUND = 20404
 INVALID_TO_CODES = frozenset({21211, 21214, 21217, 13224})
 TOO_MANY_REQUESTS = 20429
 RETRY_DELAYS_S = (0.1, 0.3, 0.9)
@@ -49,12 +51,22 @@ class InvalidNumber(GatewayError):
     """The number can never be dialed (21211 and friends)."""
 
 
+class NotFound(GatewayError):
+    """Twilio does not know the resource (404 / 20404): a call it forgot, or one it never placed."""
+
+
+class Ambiguous(GatewayError):
+    """No answer came back (timeout, connection reset): Twilio may or may not have acted on the request."""
+
+
 @dataclass(frozen=True)
 class CallInfo:
     sid: str
     status: str
     answered_by: str
     duration_s: int | None
+    to: str = ""
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -107,10 +119,12 @@ def _translate(exc: Exception) -> GatewayError:
             return CallAlreadyEnded(message, code=code, status=status)
         if code in INVALID_TO_CODES:
             return InvalidNumber(message, code=code, status=status)
+        if status == 404 or code == NOT_FOUND:
+            return NotFound(message, code=code, status=status)
         retryable = status == 429 or code == TOO_MANY_REQUESTS or (status or 0) >= 500
         return GatewayError(message, code=code, status=status, retryable=retryable)
     # Connection errors and timeouts: we cannot know whether Twilio processed the request.
-    return GatewayError(f"Twilio unreachable: {exc}", retryable=True)
+    return Ambiguous(f"Twilio unreachable: {exc}", retryable=True)
 
 
 def _call(op, *, idempotent: bool):
@@ -131,7 +145,9 @@ def _call(op, *, idempotent: bool):
 
 def _call_info(call) -> CallInfo:
     duration = int(call.duration) if call.duration not in (None, "") else None
-    return CallInfo(sid=call.sid, status=call.status, answered_by=call.answered_by or "", duration_s=duration)
+    created = call.date_created if isinstance(call.date_created, dt.datetime) else None
+    return CallInfo(sid=call.sid, status=call.status, answered_by=call.answered_by or "", duration_s=duration,
+                    to=call.to or "", created_at=created)
 
 
 # -- operations ------------------------------------------------------------------------------------
@@ -174,6 +190,11 @@ def hangup_call(*, sid: str, ringing_only: bool = False) -> None:
 
 def fetch_call(*, sid: str) -> CallInfo:
     return _call_info(_call(lambda: client().calls(sid).fetch(), idempotent=True))
+
+
+def find_calls(*, to: str, limit: int = 20) -> list[CallInfo]:
+    """Twilio's newest calls to one number: how an ambiguous create (no answer, so no SID) is looked up."""
+    return [_call_info(c) for c in _call(lambda: client().calls.list(to=to, limit=limit), idempotent=True)]
 
 
 def softphone_token(*, identity: str, ttl_s: int = 3600) -> str:

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from campaigns.consent import recording_announcement_for
 from campaigns.models import AgentSession
-from voice import floor, recordings, services, states, supervision, twiml
+from voice import floor, presence, recordings, services, states, supervision, twiml
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -224,7 +224,7 @@ def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    floor.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
+    presence.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
     return None, True
 
 
@@ -253,8 +253,7 @@ def _on_agent_status(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session") or _one(event.params, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    floor.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
-                                        in_room=False)
+    presence.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"), in_room=False)
     return None, True
 
 

@@ -237,3 +237,56 @@ class Supervision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.manager} {self.mode} call {self.call_id}"
+
+
+class CallEffect(models.Model):
+    """The transactional outbox (rule 11): one Twilio side effect a transition decided, written in the same
+    transaction as the state change and executed after commit by whichever process is alive (voice.outbox).
+    The row keeps the outcome, so an effect is never lost in a crash and never silently forgotten."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"  # claimed by an executor; reclaimed if that process died
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped (the call moved on)"
+        FAILED = "failed", "Failed"
+        AMBIGUOUS = "ambiguous", "Ambiguous (no answer from Twilio; the reconciler looks the call up)"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="effects")
+    kind = models.CharField(max_length=24)  # "create" or a voice.states.Effect value that talks to Twilio
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    not_before = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "not_before"], condition=Q(status__in=["pending", "sending"]),
+                         name="calleffect_open_idx"),
+            models.Index(fields=["call", "kind"], name="calleffect_call_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for call {self.call_id} ({self.status})"
+
+
+class ConsoleSocket(models.Model):
+    """One open agent console WebSocket (voice.presence). An agent receives customers only while one of their
+    console sockets for the campaign has pinged within PRESENCE_TIMEOUT_S; a process that dies leaves rows
+    that simply go stale."""
+
+    channel_name = models.CharField(max_length=200, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "campaign", "seen_at"], name="consolesocket_user_idx")]
+
+    def __str__(self) -> str:
+        return f"console of user {self.user_id} on campaign {self.campaign_id}"

@@ -57,7 +57,7 @@
       $("socket-dot").dataset.tone = {live: "ok", refused: "problem"}[socketState] || "warn";
     },
     onRefused: (code, text) => showAlert(text),
-  });
+  }, {presencePing: true}); // the console's pings are its presence heartbeat: no pings, no customers
 
   const phone = new D.Softphone({
     config: cfg.softphone,
@@ -595,6 +595,16 @@
     }
     $("btn-callback-save").addEventListener("click", () => dispose($("callback-row").dataset.code));
     document.addEventListener("keydown", onKey);
+    // Closing the tab (or navigating away) is leaving: no customer may be routed to an empty chair. A
+    // keepalive request outlives the page; the server also pauses a ready agent whose socket goes quiet.
+    window.addEventListener("pagehide", () => {
+      const s = session();
+      if (!s || s.state === "offline") return;
+      fetch(cfg.api.gone, {
+        method: "POST", keepalive: true, credentials: "same-origin", body: "{}",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": D.cookie("csrftoken")},
+      });
+    });
     window.addEventListener("beforeunload", (event) => {
       const s = session();
       if (s && s.state === "on_call") {

@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from tests import factories
-from voice.models import Call, CallEvent, Recording, Supervision, WebhookEvent
+from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -62,12 +62,14 @@ def world(campaign, agent, manager):
     code = DispositionCode.objects.filter(campaign=campaign).first()
     disposition = Disposition.objects.create(call=call, contact=contact, agent=agent, code=code, notes="Call back")
     dnc = DoNotCall.objects.create(phone="+12025550199", reason="asked")
+    effect = CallEffect.objects.create(call=call, kind="hangup", status=CallEffect.Status.DONE, attempts=1,
+                                       not_before=timezone.now(), result="")
     recording = Recording.objects.create(call=call, sid="RE" + "1" * 32, status="completed", duration_s=40,
                                          media_url="https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1")
     supervision = Supervision.objects.create(call=call, manager=manager, mode="whisper", ended_at=timezone.now())
     return {
         Campaign: campaign, Contact: contact, AgentSession: session, Call: call, WebhookEvent: webhook,
-        CallEvent: event, Disposition: disposition, DoNotCall: dnc, get_user_model(): agent,
+        CallEvent: event, CallEffect: effect, Disposition: disposition, DoNotCall: dnc, get_user_model(): agent,
         Recording: recording, Supervision: supervision,
         Group: Group.objects.get(name="Agents"),
     }
