@@ -222,13 +222,13 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
     """Run the soak against the current Django database (its schema must exist). Returns the report."""
     from django.conf import settings
     from django.db import close_old_connections
-    from voice.sandbox.population import Population
 
     from campaigns.models import AgentSession, Campaign, Contact
     from tests import factories
     from voice import floor as campaign_services
     from voice import gateway
     from voice.models import Call, CallEffect, CallEvent
+    from voice.pacing.population import Population
     from voice.sandbox import Sandbox, SandboxConfig
 
     say = print if config.log else (lambda *a, **k: None)

@@ -38,7 +38,7 @@ class Call(models.Model):
     amd_duration_ms = models.PositiveIntegerField(null=True, blank=True)
     amd_corrected = models.BooleanField(default=False, help_text="The agent said this 'human' was a machine.")
     # An abandoned person's call back: dialed alone for an agent who takes no other human meanwhile.
-    reserved = models.BooleanField(default=False)
+    reserved = models.BooleanField(default=False, db_default=False)  # raw inserts (seeding) leave it out
     twiml_fetched = models.BooleanField(default=False)
     twilio_status = models.CharField(max_length=16, blank=True)
     last_sequence = models.IntegerField(default=-1)
@@ -117,7 +117,7 @@ class WebhookEvent(models.Model):
 
     kind = models.CharField(max_length=12, choices=Kind.choices)
     # The URL name it arrived on (voice/urls.py): what picks its handler, now and on replay.
-    route = models.CharField(max_length=40, blank=True)
+    route = models.CharField(max_length=40, blank=True, db_default="")
     path = models.CharField(max_length=200)
     call_sid = models.CharField(max_length=34, blank=True, db_index=True)
     dedupe_key = models.CharField(max_length=120, null=True, blank=True, unique=True)

@@ -597,9 +597,11 @@
     document.addEventListener("keydown", onKey);
     // Closing the tab (or navigating away) is leaving: no customer may be routed to an empty chair. A
     // keepalive request outlives the page; the server also pauses a ready agent whose socket goes quiet.
+    // Not during a talk: a reload must not hang up on the customer (the browser asks first, below); a tab
+    // really closed mid-talk takes the phone leg with it, and the leg leaving the room ends the call.
     window.addEventListener("pagehide", () => {
       const s = session();
-      if (!s || s.state === "offline") return;
+      if (!s || s.state === "offline" || s.state === "on_call") return;
       fetch(cfg.api.gone, {
         method: "POST", keepalive: true, credentials: "same-origin", body: "{}",
         headers: {"Content-Type": "application/json", "X-CSRFToken": D.cookie("csrftoken")},

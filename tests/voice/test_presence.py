@@ -32,10 +32,12 @@ def console_required(settings):
 
 
 @pytest.fixture
-def floor2(fake_twilio):
+def floor2(fake_twilio, settings):
     """A running campaign, two ringing lines allowed per agent, one ready agent whose phone is in the room."""
+    settings.TWILIO_CPS = 100  # two lines at once; the budget is tested in test_gate.py
     agent = factories.make_user()
-    campaign = factories.make_campaign(agents=[agent], lines_per_agent=2, min_ring_s=0)
+    # Two lines from the first call: the campaign opts out of the cap's governor (tested in test_gate.py).
+    campaign = factories.make_campaign(agents=[agent], lines_per_agent=2, min_ring_s=0, abandon_cap_opt_out=True)
     for _ in range(4):
         factories.make_contact(campaign=campaign)
     session = factories.make_session(campaign=campaign, agent=agent, state_changed_at=timezone.now())
