@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Q
+from django.db.models import Case, Count, Q, Value, When
 from django.utils import timezone
 
 from campaigns.models import AgentSession, Campaign
@@ -75,3 +75,15 @@ def campaign_detail(*, campaign: Campaign, user) -> dict:
             for c in campaign.disposition_codes.all()
         ],
     }
+
+
+def campaigns_for_home(*, user, manager: bool):
+    """The campaigns a person's home page lists. Managers may open every campaign (see access_campaign), so they
+    see all of them, ended ones last; agents see the ones they are on that have not ended."""
+    if not manager:
+        return (Campaign.objects.filter(agents=user).exclude(status=Campaign.Status.ENDED).order_by("name"))
+    ended_last = Case(When(status=Campaign.Status.ENDED, then=Value(1)), default=Value(0))
+    return (Campaign.objects.annotate(
+        ended_last=ended_last,
+        agents_in=Count("sessions", filter=~Q(sessions__state=AgentSession.State.OFFLINE), distinct=True),
+    ).order_by("ended_last", "-created_at"))
