@@ -16,8 +16,9 @@ from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from campaigns import services
@@ -68,6 +69,35 @@ def _count(model, condition: Q | None = None) -> Coalesce:
     return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
 
 
+def short_time(at) -> str:
+    """"29 Nov 18:05" in a list column, where Django's "Nov. 29, 2026, 6:05 p.m." wraps onto three lines."""
+    if at is None:
+        return "-"
+    return format_html('<span class="dialer-nowrap" title="{}">{}</span>', date_format(timezone.localtime(at),
+                       "DATETIME_FORMAT"), date_format(timezone.localtime(at), "j M H:i"))
+
+
+def campaign_reports_url(campaign: Campaign) -> str:
+    # The reports pages come from another branch; until they are merged, link by the design's fixed URL.
+    try:
+        return reverse("campaign-reports", args=[campaign.pk])
+    except NoReverseMatch:
+        return f"/campaigns/{campaign.pk}/reports/"
+
+
+def pacing_row(campaign: Campaign, result) -> dict:
+    """One simulated way of dialing, in a manager's words, flagged when it breaks the campaign's cap."""
+    if result.mode == "parallel":
+        label = f"{result.lines} lines per ready agent"
+        current = campaign.dial_mode == result.mode and campaign.lines_per_agent == result.lines
+    else:
+        label = Campaign.DialMode(result.mode).label
+        current = campaign.dial_mode == result.mode
+    return {"label": label, "current": current, "over_cap": result.abandon_rate > campaign.max_abandon_rate,
+            "conversations": f"{result.conversations_per_agent_hour:.1f}", "abandoned": f"{result.abandon_rate:.1%}",
+            "busy": f"{result.utilisation:.0%}", "bound": result.upper_bound}
+
+
 class DispositionCodeInline(admin.TabularInline):
     model = DispositionCode
     extra = 0
@@ -76,13 +106,22 @@ class DispositionCodeInline(admin.TabularInline):
     prepopulated_fields = {"code": ("label",)}
     verbose_name = "disposition"
     verbose_name_plural = "Dispositions agents choose from (a new campaign gets a standard set)"
+    classes = ("dialer-dispositions",)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # Sized to what they hold, so the table fits a laptop screen: one key, a short code, a label.
+        sizes = {"hotkey": 2, "code": 16, "label": 22}
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in sizes:
+            field.widget.attrs.update(size=sizes[db_field.name], style="width: auto")
+        return field
 
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignAdminForm
-    list_display = ("name", "status_badge", "dial_mode", "contacts_column", "calls_live", "agents_column",
-                    "abandonment_column", "created_at")
+    list_display = ("name", "status_badge", "mode_column", "contacts_column", "calls_live", "agents_column",
+                    "abandonment_column", "pages_column")
     list_display_links = ("name",)
     list_filter = ("status", "dial_mode")
     search_fields = ("name",)
@@ -141,7 +180,21 @@ class CampaignAdmin(admin.ModelAdmin):
         return format_html('<span class="dialer-badge dialer-badge-{}">{}</span>', campaign.status,
                            campaign.get_status_display())
 
-    @admin.display(description="Contacts to dial / all", ordering="contacts_pending")
+    @admin.display(description="Dialing", ordering="dial_mode")
+    def mode_column(self, campaign: Campaign) -> str:
+        # The short name; the long label with its explanation is on the campaign's page.
+        if campaign.dial_mode == Campaign.DialMode.PARALLEL:
+            return f"Parallel, {campaign.lines_per_agent} lines"
+        return campaign.get_dial_mode_display().split(" (")[0]
+
+    @admin.display(description="Open")
+    def pages_column(self, campaign: Campaign) -> str:
+        return format_html(
+            '<span class="dialer-pages"><a href="{}">Wallboard</a> <a href="{}">Reports</a> <a href="{}">Console</a>'
+            '</span>', reverse("wallboard", args=[campaign.pk]), campaign_reports_url(campaign),
+            reverse("console", args=[campaign.pk]))
+
+    @admin.display(description="To dial / all contacts", ordering="contacts_pending")
     def contacts_column(self, campaign: Campaign) -> str:
         url = reverse("admin:campaigns_contact_changelist") + f"?campaign__id__exact={campaign.pk}"
         return format_html('<a href="{}">{} / {}</a>', url, campaign.contacts_pending, campaign.contacts_total)
@@ -150,11 +203,11 @@ class CampaignAdmin(admin.ModelAdmin):
     def calls_live(self, campaign: Campaign) -> int:
         return campaign.calls_live_count
 
-    @admin.display(description="Agents ready / signed in", ordering="agents_in")
+    @admin.display(description="Agents ready / in", ordering="agents_in")
     def agents_column(self, campaign: Campaign) -> str:
         return f"{campaign.agents_ready} / {campaign.agents_in}"
 
-    @admin.display(description="Abandoned (30 days)", ordering="abandoned_30d")
+    @admin.display(description="Abandoned, 30 days", ordering="abandoned_30d")
     def abandonment_column(self, campaign: Campaign) -> str:
         if not campaign.humans_30d:
             return "-"
@@ -194,19 +247,20 @@ class CampaignAdmin(admin.ModelAdmin):
 
     @admin.action(description="Simulate pacing on the campaign's own statistics", permissions=["view"])
     def simulate_pacing(self, request, queryset):
-        """Conversations per agent-hour and abandonment under each mode, for the campaign's team size."""
+        """Conversations per agent-hour and abandonment under each way of dialing, for the campaign's team size,
+        as a page of small tables: the rows that break the campaign's cap are flagged, its current setting marked."""
         from voice.selectors import pacing_preview
 
+        previews = []
         for campaign in queryset[:3]:
             agents = max(1, campaign.agents.count())
-            results = pacing_preview(campaign=campaign, agents=agents)
-            rows = "; ".join(
-                f"{r.mode}{f' {r.lines} lines' if r.mode == 'parallel' else ''}: "
-                f"{r.conversations_per_agent_hour:.1f} conv/agent-h, {r.abandon_rate:.1%} abandoned"
-                for r in results
-            )
-            self.message_user(request, f"{campaign.name} ({agents} agents, cap {campaign.max_abandon_rate:.0%}, "
-                                       f"bound {results[0].upper_bound:.1f}) — {rows}", messages.INFO)
+            rows = [pacing_row(campaign, result) for result in pacing_preview(campaign=campaign, agents=agents)]
+            previews.append({"campaign": campaign, "agents": agents, "rows": rows,
+                             "cap": f"{campaign.max_abandon_rate:.1%}", "bound": rows[0]["bound"] if rows else 0.0,
+                             "current_over_cap": any(r["current"] and r["over_cap"] for r in rows)})
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": "Pacing simulation", "previews": previews}
+        return TemplateResponse(request, "admin/campaigns/campaign/pacing_preview.html", context)
 
     def get_urls(self):
         urls = [path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
@@ -236,7 +290,11 @@ class CampaignAdmin(admin.ModelAdmin):
                 Campaign.Status.RUNNING: [("paused", "Pause"), ("ended", "End")],
                 Campaign.Status.PAUSED: [("running", "Resume"), ("ended", "End")],
             }.get(campaign.status, [])
-        extra_context = {**(extra_context or {}), "status_buttons": buttons,
+        pages = []
+        if campaign is not None:
+            pages = [("Wallboard", reverse("wallboard", args=[campaign.pk])),
+                     ("Reports", campaign_reports_url(campaign)), ("Console", reverse("console", args=[campaign.pk]))]
+        extra_context = {**(extra_context or {}), "status_buttons": buttons, "campaign_pages": pages,
                          "can_import_contacts": request.user.has_perm("campaigns.add_contact")}
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -269,8 +327,8 @@ class CallInline(ReadOnlyMixin, admin.TabularInline):
 @admin.register(Contact)
 class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = ContactAdminForm
-    list_display = ("phone", "name", "company", "campaign", "status", "attempts", "last_outcome", "last_called_at",
-                    "next_attempt_at", "time_zone")
+    list_display = ("phone", "name", "company", "campaign", "status_column", "attempts", "last_outcome",
+                    "last_called_column", "next_call_column")
     list_filter = ("campaign", "status", "last_outcome", "time_zone")
     search_fields = ("phone", "name", "company", "email")
     list_select_related = ("campaign",)
@@ -284,6 +342,18 @@ class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
         ("Dialing", {"fields": ("status", "next_attempt_at", "callback_agent", "attempts", "last_outcome",
                                 "last_called_at", "created_at")}),
     )
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, contact: Contact) -> str:
+        return format_html('<span class="dialer-nowrap">{}</span>', contact.get_status_display())
+
+    @admin.display(description="Last called", ordering="last_called_at")
+    def last_called_column(self, contact: Contact) -> str:
+        return short_time(contact.last_called_at)
+
+    @admin.display(description="Next call not before", ordering="next_attempt_at")
+    def next_call_column(self, contact: Contact) -> str:
+        return short_time(contact.next_attempt_at)
 
     def get_urls(self):
         urls = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import")]
