@@ -183,9 +183,7 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="Dialing", ordering="dial_mode")
     def mode_column(self, campaign: Campaign) -> str:
         # The short name; the long label with its explanation is on the campaign's page.
-        if campaign.dial_mode == Campaign.DialMode.PARALLEL:
-            return f"Parallel, {campaign.lines_per_agent} lines"
-        return campaign.get_dial_mode_display().split(" (")[0]
+        return campaign.dial_mode_short
 
     @admin.display(description="Open")
     def pages_column(self, campaign: Campaign) -> str:
@@ -351,7 +349,7 @@ class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
     def last_called_column(self, contact: Contact) -> str:
         return short_time(contact.last_called_at)
 
-    @admin.display(description="Next call not before", ordering="next_attempt_at")
+    @admin.display(description="Next call", ordering="next_attempt_at")
     def next_call_column(self, contact: Contact) -> str:
         return short_time(contact.next_attempt_at)
 

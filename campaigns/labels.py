@@ -34,5 +34,6 @@ CALL_STATE_LABELS: dict[str, str] = {
 }
 
 
-def outcome_choices() -> list[tuple[str, str]]:
-    return [("", "-"), *OUTCOME_LABELS.items()]
+def outcome_choices(*, blank: str) -> list[tuple[str, str]]:
+    """The choices of a result field; `blank` names the empty value (a contact not called yet, a call going on)."""
+    return [("", blank), *OUTCOME_LABELS.items()]

@@ -174,6 +174,13 @@ class Campaign(models.Model):
         return self.name
 
     @property
+    def dial_mode_short(self) -> str:
+        """"Parallel, 3 lines" or "Predictive": the mode in a list column, where the long label would wrap."""
+        if self.dial_mode == self.DialMode.PARALLEL:
+            return f"Parallel, {self.lines_per_agent} lines"
+        return self.get_dial_mode_display().split(" (")[0]
+
+    @property
     def effective_caller_id(self) -> str:
         return self.caller_id or settings.TWILIO_PHONE_NUMBER
 
@@ -197,7 +204,8 @@ class Contact(models.Model):
     custom_fields = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    last_outcome = models.CharField(max_length=20, blank=True, choices=outcome_choices(), verbose_name="last result")
+    last_outcome = models.CharField(max_length=20, blank=True, choices=outcome_choices(blank="Not called yet"),
+                                    verbose_name="last result")
     last_called_at = models.DateTimeField(null=True, blank=True, verbose_name="last called")
     next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name="next call not before")
     priority = models.SmallIntegerField(default=0, help_text="Higher is dialed first.")

@@ -6,6 +6,9 @@ from django.views.generic import RedirectView
 admin.site.site_header = "Dialer administration"
 admin.site.site_title = "Dialer"
 admin.site.index_title = "Campaigns, contacts and calls"
+# The app list beside every page took a quarter of a 1280 px laptop screen from the lists managers read; the
+# breadcrumbs and the home page lead everywhere it did.
+admin.site.enable_nav_sidebar = False
 
 urlpatterns = [
     path("admin/", admin.site.urls),

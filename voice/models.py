@@ -29,7 +29,8 @@ class Call(models.Model):
     )
     state = models.CharField(max_length=12, choices=[(s.value, CALL_STATE_LABELS[s.value]) for s in State],
                              default=State.CREATED, verbose_name="stage")
-    outcome = models.CharField(max_length=20, blank=True, choices=outcome_choices(), verbose_name="result")
+    outcome = models.CharField(max_length=20, blank=True, choices=outcome_choices(blank="Not ended yet"),
+                               verbose_name="result")
     answered_by = models.CharField(max_length=24, blank=True, verbose_name="detection said",
                                    help_text="Twilio's verdict: human, machine_start, machine_end_beep, fax, unknown…")
     amd_duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="detection took (ms)")
