@@ -341,6 +341,13 @@ class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
                                 "last_called_at", "created_at")}),
     )
 
+    def get_list_display(self, request):
+        # Filtered to one campaign (the way in from a campaign's page), a column repeating its name is only width.
+        columns = super().get_list_display(request)
+        if request.GET.get("campaign__id__exact"):
+            return [column for column in columns if column != "campaign"]
+        return columns
+
     @admin.display(description="Status", ordering="status")
     def status_column(self, contact: Contact) -> str:
         return format_html('<span class="dialer-nowrap">{}</span>', contact.get_status_display())

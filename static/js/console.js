@@ -10,10 +10,11 @@
   // Ended lines stay on the grid this long, so the agent sees how each line finished.
   const ENDED_LINE_KEEP_MS = 60000;
   const LIVE_CARD_STATES = ["bridging", "connected", "releasing"];
+  const LINES_EMPTY = $("lines-empty").textContent;
 
   const AGENT_STATES = {
     offline: cfg.watchOnly
-      ? ["Watching", "You are not taking calls, so you are not counted as an agent. Press “Take calls” to work as one."]
+      ? ["Watching", "Not taking calls: you are not counted as an agent."]
       : ["Offline", "You are not working this campaign. Join to start."],
     ready: ["Ready", "Waiting for the next call."],
     on_call: ["On a call", ""],
@@ -224,7 +225,9 @@
     return local.toISOString().slice(0, 16);
   }
 
-  /** "Tue 10:30 in Chicago" for the callback time the agent picked (their own clock), at the contact. */
+  const CALLBACK_FORMAT = {weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit"};
+
+  /** "= Tue, Mar 4, 9:30 AM for the contact (Chicago)" for the callback time the agent picked (their own clock), at the contact. */
   function renderCallbackTheirTime() {
     const out = $("callback-their-time");
     const at = new Date($("callback-at").value);
@@ -234,8 +237,7 @@
       return;
     }
     try {
-      const time = new Intl.DateTimeFormat(undefined, {timeZone: zone, weekday: "short", day: "numeric",
-                                                        month: "short", hour: "numeric", minute: "2-digit"}).format(at);
+      const time = new Intl.DateTimeFormat(undefined, {...CALLBACK_FORMAT, timeZone: zone}).format(at);
       setText(out, `= ${time} for the contact (${zone.split("/").pop().replace(/_/g, " ")})`);
     } catch (err) {
       setText(out, "");
@@ -268,9 +270,9 @@
     if (data) {
       state.card.disposed = true;
       drafts.drop(state.card.callId);
-      const theirs = $("callback-their-time").textContent.replace(/^= /, "");
-      state.card.result = `Saved as “${info.label}”.` +
-        (body.callback_at ? ` Callback ${new Date(body.callback_at).toLocaleString()} your time${theirs ? ` (${theirs})` : ""}.` : "");
+      const theirs = $("callback-their-time").textContent;
+      const mine = body.callback_at ? new Intl.DateTimeFormat(undefined, CALLBACK_FORMAT).format(new Date(body.callback_at)) : "";
+      state.card.result = `Saved as “${info.label}”.` + (mine ? ` Callback ${mine} your time${theirs ? ` ${theirs}` : ""}.` : "");
       $("callback-row").hidden = true;
       refreshStats();
       render();
@@ -327,6 +329,11 @@
     const ended = c && c.status === "ended";
     const busy = state.busy;
     $("btn-join").hidden = st !== "offline";
+    // A watching manager has no agent controls to press until they take calls.
+    const watching = cfg.watchOnly && st === "offline";
+    for (const id of ["btn-pause", "pause-reason", "btn-dial-next", "btn-leave"]) $(id).classList.toggle("watch-hidden", watching);
+    setText($("lines-empty"), watching ? "You are watching, not taking calls. The wallboard shows every agent and line."
+      : LINES_EMPTY);
     $("btn-join").disabled = busy || ended;
     $("btn-ready").hidden = st === "offline";
     $("btn-ready").disabled = busy || ended || !(st === "paused");

@@ -164,10 +164,10 @@ def test_a_manager_finds_every_campaign_and_its_pages_and_reads_the_admin_at_128
     status = waited.locator("td.field-status_column span")
     expect(status).to_have_text("Waiting to be dialed")
     line_height = float(status.evaluate("(el) => parseFloat(getComputedStyle(el).lineHeight) || 16"))
+    shot(page, "admin-contacts-1280")
     assert status.bounding_box()["height"] < 1.6 * line_height  # one line, not four
     assert overflows(page) <= 0
     assert page.locator(".results").evaluate("(el) => el.scrollWidth - el.clientWidth") <= 0
-    shot(page, "admin-contacts-1280")
 
     # -- a call the agent marked as a machine says so without contradicting itself --------------------------------
     call_id = orm(lambda: Call.objects.get(amd_corrected=True).pk)
@@ -194,6 +194,10 @@ def test_a_manager_watches_the_console_without_becoming_an_agent(floor, chromium
     expect(page.locator("#agent-state-label")).to_have_text("Watching")
     expect(page.locator("#agent-state-detail")).to_contain_text("not counted as an agent")
     expect(page.get_by_role("button", name="Take calls")).to_be_visible()
+    expect(page.get_by_role("button", name="Dial next")).to_be_hidden()
+    label = page.locator("#agent-state-label").bounding_box()
+    bar = page.locator("#agent-state").bounding_box()
+    assert label["y"] >= bar["y"]  # the status is read whole, not cut off at the top
     board = page.context.new_page()
     board.goto(f"{floor.base_url}/campaigns/{floor.campaign.pk}/wallboard/")
     expect(board.locator("#socket-state")).to_have_text("connected")
@@ -205,6 +209,7 @@ def test_a_manager_watches_the_console_without_becoming_an_agent(floor, chromium
     # Choosing to take calls makes the manager an agent like any other; leaving makes them a watcher again.
     page.get_by_role("button", name="Take calls").click()
     expect(page.locator("#agent-state-label")).to_have_text("Paused")
+    expect(page.get_by_role("button", name="Dial next")).to_be_visible()
     expect(page.locator("#phone-state")).to_contain_text("in your call room")
     expect(board.locator("#agents tr", has_text="Mia Chen")).to_contain_text("Paused")
     page.reload()  # still an agent after a reload: the page picks the session and its phone back up
