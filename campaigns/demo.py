@@ -54,7 +54,9 @@ def demo_seed(*, contacts: int = 300) -> DemoData:
             created_by=users["manager"],
         )
         disposition_codes_create_defaults(campaign=campaign)
-    campaign.agents.add(users["agent"], users["manager"])
+    # The manager is not on the team: managers see every campaign anyway, and a team member would count as an
+    # agent in the pacing simulation. They watch the console, or press "Take calls" to work as an agent.
+    campaign.agents.add(users["agent"])
     missing = contacts - campaign.contacts.count()
     rng = random.Random(7)
     rows = []

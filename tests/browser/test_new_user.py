@@ -337,8 +337,9 @@ def test_an_agent_works_a_call_and_nothing_is_lost_or_jumps(floor, chromium):
     shot(page, "console-after-disposition-phone")
 
 
-def test_a_person_hearing_the_safe_harbor_message_is_said_so(floor, chromium):
-    """The line label for each way a line is let go (the state the browser gets over the socket)."""
+def test_a_line_says_what_the_callee_hears_and_keeps_one_clock(floor, chromium):
+    """The line label for each way a line is let go, and the one clock of a call, from the call rows the browser
+    gets over the socket."""
     page = page_for(chromium, floor.agent_cookie)
     page.goto(f"{floor.base_url}/campaigns/{floor.campaign.pk}/")
     labels = page.evaluate("""() => Object.fromEntries(['abandoned', 'canceled', 'machine', 'talked'].map((outcome) =>
@@ -348,6 +349,22 @@ def test_a_person_hearing_the_safe_harbor_message_is_said_so(floor, chromium):
     assert labels["canceled"] == "Stopping the ring (not needed)"
     assert labels["machine"] == "Machine — hanging up"
     assert "Hanging up" not in labels["abandoned"]
+
+    # One clock for a call, on its line and its card. Dialed at 0 s, connected at 9 s, ended at 54 s: 0:45 of talk
+    # (the line used to count from the dial: 0:54 beside the card's 0:45).
+    clocks = page.evaluate("""() => {
+        const at = (s) => new Date(Date.UTC(2030, 0, 1, 10, 0, s)).toISOString();
+        const call = {state: 'ended', outcome: 'talked', created_at: at(0), answered_at: at(7), bridged_at: at(8),
+                      connected_at: at(9), ended_at: at(54), bridged_to: 1, dialed_for: 1};
+        const live = {...call, state: 'connected', outcome: '', ended_at: null};
+        return {ended: Dialer.callClock(call, Dialer.describeLine(call, 1)).text,
+                live: Dialer.callClock(live, Dialer.describeLine(live, 1)).since,
+                missed: Dialer.callClock({...call, outcome: 'no_answer', connected_at: null, bridged_at: null},
+                                         {}).text};
+    }""")
+    assert clocks["ended"] == "0:45"
+    assert clocks["live"].startswith("2030-01-01T10:00:09")  # counts from the connection, like the card
+    assert clocks["missed"] == "0:54"  # no conversation: how long the line lasted
 
 
 def test_refusals_are_our_own_pages_with_a_way_back(floor, chromium):
