@@ -15,7 +15,9 @@ from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, URLFiel
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html
 
 from campaigns import services
@@ -62,6 +64,35 @@ def count_per_campaign(model, condition: Q | None = None) -> Coalesce:
     return Coalesce(Subquery(rows, output_field=IntegerField()), 0)
 
 
+def short_time(at) -> str:
+    """"29 Nov 18:05" in a list column, where Django's "Nov. 29, 2026, 6:05 p.m." wraps onto three lines."""
+    if at is None:
+        return "-"
+    return format_html('<span class="dialer-nowrap" title="{}">{}</span>', date_format(timezone.localtime(at),
+                       "DATETIME_FORMAT"), date_format(timezone.localtime(at), "j M H:i"))
+
+
+def campaign_reports_url(campaign: Campaign) -> str:
+    # The reports pages come from another branch; until they are merged, link by the design's fixed URL.
+    try:
+        return reverse("campaign-reports", args=[campaign.pk])
+    except NoReverseMatch:
+        return f"/campaigns/{campaign.pk}/reports/"
+
+
+def pacing_row(campaign: Campaign, result) -> dict:
+    """One simulated way of dialing, in a manager's words, flagged when it breaks the campaign's cap."""
+    if result.mode == "parallel":
+        label = f"{result.lines} lines per ready agent"
+        current = campaign.dial_mode == result.mode and campaign.lines_per_agent == result.lines
+    else:
+        label = Campaign.DialMode(result.mode).label
+        current = campaign.dial_mode == result.mode
+    return {"label": label, "current": current, "over_cap": result.abandon_rate > campaign.max_abandon_rate,
+            "conversations": f"{result.conversations_per_agent_hour:.1f}", "abandoned": f"{result.abandon_rate:.1%}",
+            "busy": f"{result.utilisation:.0%}", "bound": result.upper_bound}
+
+
 class DispositionCodeInline(admin.TabularInline):
     model = DispositionCode
     extra = 0
@@ -70,12 +101,21 @@ class DispositionCodeInline(admin.TabularInline):
     prepopulated_fields = {"code": ("label",)}
     verbose_name = "disposition"
     verbose_name_plural = "Dispositions agents choose from (a new campaign gets a standard set)"
+    classes = ("dialer-dispositions",)
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        # Sized to what they hold, so the table fits a laptop screen: one key, a short code, a label.
+        sizes = {"hotkey": 2, "code": 16, "label": 22}
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in sizes:
+            field.widget.attrs.update(size=sizes[db_field.name], style="width: auto")
+        return field
 
 
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignAdminForm
-    list_display = ("name", "status_badge", "dial_mode", "contacts_column", "agents_column", "created_at")
+    list_display = ("name", "status_badge", "mode_column", "contacts_column", "agents_column", "pages_column")
     list_display_links = ("name",)
     list_filter = ("status", "dial_mode")
     search_fields = ("name",)
@@ -134,12 +174,24 @@ class CampaignAdmin(admin.ModelAdmin):
         return format_html('<span class="dialer-badge dialer-badge-{}">{}</span>', campaign.status,
                            campaign.get_status_display())
 
-    @admin.display(description="Contacts to dial / all", ordering="contacts_pending")
+    @admin.display(description="Dialing", ordering="dial_mode")
+    def mode_column(self, campaign: Campaign) -> str:
+        # The short name; the long label with its explanation is on the campaign's page.
+        return campaign.dial_mode_short
+
+    @admin.display(description="Open")
+    def pages_column(self, campaign: Campaign) -> str:
+        return format_html(
+            '<span class="dialer-pages"><a href="{}">Wallboard</a> <a href="{}">Reports</a> <a href="{}">Console</a>'
+            '</span>', reverse("wallboard", args=[campaign.pk]), campaign_reports_url(campaign),
+            reverse("console", args=[campaign.pk]))
+
+    @admin.display(description="To dial / all contacts", ordering="contacts_pending")
     def contacts_column(self, campaign: Campaign) -> str:
         url = reverse("admin:campaigns_contact_changelist") + f"?campaign__id__exact={campaign.pk}"
         return format_html('<a href="{}">{} / {}</a>', url, campaign.contacts_pending, campaign.contacts_total)
 
-    @admin.display(description="Agents ready / signed in", ordering="agents_in")
+    @admin.display(description="Agents ready / in", ordering="agents_in")
     def agents_column(self, campaign: Campaign) -> str:
         return f"{campaign.agents_ready} / {campaign.agents_in}"
 
@@ -161,8 +213,8 @@ class CampaignAdmin(admin.ModelAdmin):
 @admin.register(Contact)
 class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
     form = ContactAdminForm
-    list_display = ("phone", "name", "company", "campaign", "status", "attempts", "last_outcome", "last_called_at",
-                    "next_attempt_at", "time_zone")
+    list_display = ("phone", "name", "company", "campaign", "status_column", "attempts", "last_outcome",
+                    "last_called_column", "next_call_column")
     list_filter = ("campaign", "status", "last_outcome", "time_zone")
     search_fields = ("phone", "name", "company", "email")
     list_select_related = ("campaign",)
@@ -175,6 +227,25 @@ class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
         ("Dialing", {"fields": ("status", "next_attempt_at", "callback_agent", "attempts", "last_outcome",
                                 "last_called_at", "created_at")}),
     )
+
+    def get_list_display(self, request):
+        # Filtered to one campaign (the way in from a campaign's page), a column repeating its name is only width.
+        columns = super().get_list_display(request)
+        if request.GET.get("campaign__id__exact"):
+            return [column for column in columns if column != "campaign"]
+        return columns
+
+    @admin.display(description="Status", ordering="status")
+    def status_column(self, contact: Contact) -> str:
+        return format_html('<span class="dialer-nowrap">{}</span>', contact.get_status_display())
+
+    @admin.display(description="Last called", ordering="last_called_at")
+    def last_called_column(self, contact: Contact) -> str:
+        return short_time(contact.last_called_at)
+
+    @admin.display(description="Next call", ordering="next_attempt_at")
+    def next_call_column(self, contact: Contact) -> str:
+        return short_time(contact.next_attempt_at)
 
     def get_urls(self):
         urls = [path("import/", self.admin_site.admin_view(self.import_view), name="campaigns_contact_import")]

@@ -6,6 +6,7 @@ Idempotent: running the demo again reuses what is there.
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -24,8 +25,15 @@ COMPANIES = ("Northwind", "Acme Corp", "Globex", "Initech", "Umbrella", "Hooli",
 AREA_CODES = ("202", "212", "305", "312", "415", "503", "602", "713", "808", "907")
 
 
+@dataclass(frozen=True)
+class DemoData:
+    campaign: Campaign
+    reused: bool  # the campaign was there from an earlier run: its calls, dispositions and settings are kept
+    contacts_added: int
+
+
 @transaction.atomic
-def demo_seed(*, contacts: int = 300) -> Campaign:
+def demo_seed(*, contacts: int = 300) -> DemoData:
     users = {}
     for username, password, manager in LOGINS:
         user, created = get_user_model().objects.get_or_create(username=username)
@@ -37,6 +45,7 @@ def demo_seed(*, contacts: int = 300) -> Campaign:
         user.groups.add(Group.objects.get_or_create(name="Managers" if manager else "Agents")[0])
         users[username] = user
     campaign = Campaign.objects.filter(name=DEMO_CAMPAIGN).first()
+    reused = campaign is not None
     if campaign is None:
         campaign = Campaign.objects.create(
             name=DEMO_CAMPAIGN, status=Campaign.Status.RUNNING, dial_mode=Campaign.DialMode.PARALLEL,
@@ -50,7 +59,9 @@ def demo_seed(*, contacts: int = 300) -> Campaign:
     if not campaign.has_seller_identity:  # a demo database from before campaigns named their seller
         Campaign.objects.filter(pk=campaign.pk).update(seller_name="Northwind Demo Traders",
                                                        opt_out_number="+12025550143")
-    campaign.agents.add(users["agent"], users["manager"])
+    # The manager is not on the team: managers see every campaign anyway, and a team member would count as an
+    # agent in the pacing simulation. They watch the console, or press "Take calls" to work as an agent.
+    campaign.agents.add(users["agent"])
     missing = contacts - campaign.contacts.count()
     rng = random.Random(7)
     rows = []
@@ -62,4 +73,4 @@ def demo_seed(*, contacts: int = 300) -> Campaign:
             custom_fields={"plan": rng.choice(["Starter", "Growth", "Enterprise"]), "seats": rng.randint(3, 400)},
         ))
     Contact.objects.bulk_create(rows, ignore_conflicts=True)
-    return campaign
+    return DemoData(campaign=campaign, reused=reused, contacts_added=len(rows))

@@ -7,6 +7,8 @@ What a manager gets, and why:
 - Numbers are stored in E.164; a number without a country code is read as a number of `default_region`. The
   time zone comes from the file when it names one (checked against the IANA database, common US
   abbreviations accepted), otherwise from the number.
+- A bad e-mail address or an unknown time zone does not cost the contact: the number is what matters. The
+  e-mail is left blank (the zone is taken from the number) and the report lists the row as a warning.
 - Rows are numbered as a spreadsheet shows them: the header is row 1, the first contact row 2.
 - A row that repeats a number of an earlier row, or a number the campaign already has, is skipped and
   reported: the campaign keeps one contact per number (the database enforces it too).
@@ -107,6 +109,8 @@ class RowIssue:
     DUPLICATE_EXISTING = "duplicate_existing"
     DNC_GLOBAL = "dnc_global"
     DNC_CAMPAIGN = "dnc_campaign"
+    # Imported, but one field was left out (the number is what matters; the rest is a nicety).
+    FIELD_DROPPED = "field_dropped"
 
     row: int  # spreadsheet row: the header is row 1 in a file; the first item is row 1 in a list of rows
     phone: str  # the number as it was written
@@ -123,6 +127,7 @@ class ImportReport:
     duplicates: list[RowIssue] = field(default_factory=list)  # in the file, or already in the campaign
     dnc: list[RowIssue] = field(default_factory=list)
     invalid: list[RowIssue] = field(default_factory=list)
+    warnings: list[RowIssue] = field(default_factory=list)  # imported rows with a field left blank
     columns: dict[str, str] = field(default_factory=dict)  # column -> the field it filled, CUSTOM or IGNORED
 
     @property
@@ -367,8 +372,9 @@ class _BadRow(ValueError):
 
 
 def _contact_fields(values: dict[str, str], custom: dict[str, str], fallbacks: list[str], overflow: bool,
-                    region: str) -> tuple[str, str, dict] | None:
-    """(raw phone, e164, contact fields) for one row; None for a blank row; raises _BadRow if it is invalid."""
+                    region: str) -> tuple[str, str, dict, list[str]] | None:
+    """(raw phone, e164, contact fields, warnings) for one row; None for a blank row; raises _BadRow if it
+    cannot be dialed. A bad e-mail or time zone is a warning: the field is left out, the contact imported."""
     raw_phone = values.get("phone", "")
     if not raw_phone:
         raw_phone = next((text for text in fallbacks if text), "")
@@ -380,22 +386,26 @@ def _contact_fields(values: dict[str, str], custom: dict[str, str], fallbacks: l
         # Usually an unquoted comma inside a cell: every later cell has shifted one column.
         raise _BadRow("the row has more cells than the header has columns (a comma not inside quotes?)", raw_phone)
 
+    warnings: list[str] = []
     zone_text = values.get("time_zone", "")
+    named_zone = _zone_name(zone_text) if zone_text else None
+    zone = named_zone
     try:
-        if zone_text:
+        if named_zone:
             phone = normalize_phone(raw_phone, region=region)
         else:
+            # No zone, or one we do not know: the number's own zone, as for a row that names none.
             phone, zone = normalize_phone_with_zone(raw_phone, region=region)
     except InvalidPhone as exc:
         raise _BadRow(f"phone {raw_phone!r}: {exc}", raw_phone) from None
-    if zone_text:
-        zone = _zone_name(zone_text)
-        if zone is None:
-            raise _BadRow(f"time zone {zone_text!r} is not known (use a name like America/New_York)", raw_phone)
+    if zone_text and named_zone is None:
+        guessed = f"guessed from the number ({zone})" if zone else "left blank"
+        warnings.append(f"time zone {zone_text!r} is not known (use a name like America/New_York): {guessed}")
 
     email = values.get("email", "")
     if email and not _EMAIL.match(email):
-        raise _BadRow(f"email {email!r} is not a valid address", raw_phone)
+        warnings.append(f"email {email!r} is not a valid address: left blank")
+        email = ""
     priority = 0
     priority_text = values.get("priority", "")
     if priority_text:
@@ -411,7 +421,7 @@ def _contact_fields(values: dict[str, str], custom: dict[str, str], fallbacks: l
     for field_name, limit in _MAX_LENGTH.items():
         if len(fields[field_name]) > limit:
             raise _BadRow(f"{field_name.replace('_', ' ')} is longer than {limit} characters", raw_phone)
-    return raw_phone, phone, fields
+    return raw_phone, phone, fields, warnings
 
 
 # -- the import ------------------------------------------------------------------------------------------------
@@ -420,7 +430,7 @@ def _contact_fields(values: dict[str, str], custom: dict[str, str], fallbacks: l
 def _import(*, campaign: Campaign, rows: Iterable[_Cells], resolver: _Resolver, region: str, skip_invalid: bool,
             added_by) -> ImportReport:
     report = ImportReport()
-    candidates: list[tuple[int, str, str, dict]] = []  # (row, raw phone, e164, fields)
+    candidates: list[tuple[int, str, str, dict, list[str]]] = []  # (row, raw phone, e164, fields, warnings)
     first_row_of: dict[str, int] = {}
     for number, values, custom, fallbacks, overflow in rows:
         try:
@@ -432,16 +442,16 @@ def _import(*, campaign: Campaign, rows: Iterable[_Cells], resolver: _Resolver, 
         if parsed is None:
             continue
         report.rows += 1
-        raw_phone, phone, fields = parsed
+        raw_phone, phone, fields, warnings = parsed
         earlier = first_row_of.setdefault(phone, number)
         if earlier != number:
             report.duplicates.append(RowIssue(number, raw_phone, RowIssue.DUPLICATE_IN_FILE,
                                               f"{phone} is also on row {earlier}"))
             continue
-        candidates.append((number, raw_phone, phone, fields))
+        candidates.append((number, raw_phone, phone, fields, warnings))
     report.columns = dict(resolver.targets)
 
-    phones = [phone for _, _, phone, _ in candidates]
+    phones = [phone for _, _, phone, _, _ in candidates]
     with transaction.atomic():
         # Imports into one campaign queue up here instead of racing on the unique constraint. NO KEY UPDATE:
         # inserts that merely reference the campaign (key-share locks through their foreign key) go on.
@@ -449,7 +459,7 @@ def _import(*, campaign: Campaign, rows: Iterable[_Cells], resolver: _Resolver, 
         existing = _existing_phones(campaign, phones)
         blocked = _dnc_scopes(campaign, phones)
         new: list[tuple[str, dict]] = []
-        for number, raw_phone, phone, fields in candidates:
+        for number, raw_phone, phone, fields, warnings in candidates:
             scope = blocked.get(phone)
             if scope == "global":
                 report.dnc.append(RowIssue(number, raw_phone, RowIssue.DNC_GLOBAL,
@@ -462,6 +472,7 @@ def _import(*, campaign: Campaign, rows: Iterable[_Cells], resolver: _Resolver, 
                                                   f"{phone} is already in this campaign"))
             else:
                 new.append((phone, fields))
+                report.warnings.extend(RowIssue(number, raw_phone, RowIssue.FIELD_DROPPED, text) for text in warnings)
         report.duplicates.sort(key=lambda issue: issue.row)
         if report.invalid and not skip_invalid:
             report.error = (f"Nothing was imported: {len(report.invalid)} row(s) are not valid. Fix them, or "

@@ -13,6 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.db.models import Q
 
+from campaigns.labels import outcome_choices
+
 
 class Campaign(models.Model):
     class Status(models.TextChoices):
@@ -24,12 +26,12 @@ class Campaign(models.Model):
     class DialMode(models.TextChoices):
         PREVIEW = "preview", "Preview (agent clicks dial)"
         PROGRESSIVE = "progressive", "Progressive (one line per ready agent)"
-        PARALLEL = "parallel", "Parallel (N lines per ready agent)"
-        PREDICTIVE = "predictive", "Predictive (adapts to answer rates)"
+        PARALLEL = "parallel", "Parallel (several lines at once for each ready agent)"
+        PREDICTIVE = "predictive", "Predictive (the dialer decides how many lines from answer rates)"
 
     class AmdMode(models.TextChoices):
         ENABLE = "Enable", "Detect quickly (hang up on machines)"
-        DETECT_MESSAGE_END = "DetectMessageEnd", "Wait for the beep (voicemail drop)"
+        DETECT_MESSAGE_END = "DetectMessageEnd", "Wait for the beep (so a voicemail can be left)"
 
     class UnknownPolicy(models.TextChoices):
         CONNECT = "connect", "Connect to an agent"
@@ -37,87 +39,125 @@ class Campaign(models.Model):
 
     name = models.CharField(max_length=200)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
-    dial_mode = models.CharField(max_length=16, choices=DialMode.choices, default=DialMode.PARALLEL)
+    dial_mode = models.CharField(
+        max_length=16, choices=DialMode.choices, default=DialMode.PARALLEL, verbose_name="how to dial",
+        help_text="Preview: the agent starts each call. Progressive: one call per free agent. Parallel: several "
+                  "calls per free agent, the first person to answer is connected. Predictive: the dialer paces "
+                  "itself on answer rates and keeps abandoned calls under the cap.",
+    )
     lines_per_agent = models.PositiveSmallIntegerField(
-        default=3, validators=[MinValueValidator(1), MaxValueValidator(10)],
-        help_text="Parallel mode: lines dialed at once for each ready agent.",
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(10)], verbose_name="lines per ready agent",
+        help_text="Parallel dialing: how many numbers are called at once for each agent who is ready.",
     )
     caller_id = models.CharField(
-        max_length=16, blank=True, help_text="E.164 number shown to contacts. Empty: the account's number."
+        max_length=16, blank=True, verbose_name="caller ID",
+        help_text="The number contacts see, with its country code (+1 202 555 0199). Empty: the account's number.",
     )
     ring_timeout_s = models.PositiveSmallIntegerField(
-        default=25, validators=[MinValueValidator(15), MaxValueValidator(600)],
+        default=25, validators=[MinValueValidator(15), MaxValueValidator(600)], verbose_name="ring for (seconds)",
         help_text="How long a line rings before it counts as no answer (at least 15 s).",
     )
     min_ring_s = models.PositiveSmallIntegerField(
-        default=15, validators=[MaxValueValidator(60)],
-        help_text="A ringing line is never released before this. 15 s is the US rule; 0 only for exempt B2B lists.",
+        default=15, validators=[MaxValueValidator(60)], verbose_name="minimum ring (seconds)",
+        help_text="A ringing line is never hung up sooner, even when an agent is taken. 15 s is the US rule; "
+                  "0 only for lists exempt from it (business numbers).",
     )
 
-    amd_mode = models.CharField(max_length=20, choices=AmdMode.choices, default=AmdMode.DETECT_MESSAGE_END)
+    amd_mode = models.CharField(
+        max_length=20, choices=AmdMode.choices, default=AmdMode.DETECT_MESSAGE_END,
+        verbose_name="answering machines",
+        help_text="Every answered call is checked for a person or a machine while the callee hears a short hold "
+                  "tone. Waiting for the beep takes longer but lets you leave a voicemail.",
+    )
     amd_timeout_s = models.PositiveSmallIntegerField(
-        default=30, validators=[MinValueValidator(3), MaxValueValidator(60)]
+        default=30, validators=[MinValueValidator(3), MaxValueValidator(60)],
+        verbose_name="give up detecting after (seconds)",
+        help_text="After this long without a verdict the answer counts as unknown (see below).",
     )
     amd_speech_threshold_ms = models.PositiveIntegerField(
-        default=2400, validators=[MinValueValidator(1000), MaxValueValidator(6000)]
+        default=2400, validators=[MinValueValidator(1000), MaxValueValidator(6000)],
+        verbose_name="longest greeting from a person (ms)",
+        help_text="A greeting that talks on longer than this is taken for a machine.",
     )
     amd_speech_end_threshold_ms = models.PositiveIntegerField(
-        default=1200, validators=[MinValueValidator(500), MaxValueValidator(5000)]
+        default=1200, validators=[MinValueValidator(500), MaxValueValidator(5000)],
+        verbose_name="pause that ends a greeting (ms)",
+        help_text="Silence after speech this long means the greeting is over.",
     )
     amd_silence_timeout_ms = models.PositiveIntegerField(
-        default=5000, validators=[MinValueValidator(2000), MaxValueValidator(10000)]
+        default=5000, validators=[MinValueValidator(2000), MaxValueValidator(10000)],
+        verbose_name="silence before deciding (ms)",
+        help_text="If nobody speaks for this long after answering, the answer counts as unknown.",
     )
     amd_unknown_policy = models.CharField(
         max_length=10, choices=UnknownPolicy.choices, default=UnknownPolicy.CONNECT,
+        verbose_name="when detection cannot tell",
         help_text="What to do when detection cannot tell a person from a machine.",
     )
 
-    voicemail_drop = models.BooleanField(default=False, help_text="Leave a message on answering machines.")
-    voicemail_audio_url = models.URLField(blank=True)
-    voicemail_text = models.TextField(blank=True)
+    voicemail_drop = models.BooleanField(default=False, verbose_name="leave a voicemail",
+                                         help_text="Leave a message on answering machines, after the beep.")
+    voicemail_audio_url = models.URLField(blank=True, verbose_name="voicemail recording (link)",
+                                          help_text="An MP3 or WAV file played after the beep.")
+    voicemail_text = models.TextField(blank=True, verbose_name="voicemail message",
+                                      help_text="Read aloud after the beep when there is no recording.")
     seller_name = models.CharField(
-        max_length=120, blank=True,
+        max_length=120, blank=True, verbose_name="seller's name",
         help_text="Who is calling, as the safe-harbor message names it (required to start the campaign).",
     )
     opt_out_number = models.CharField(
-        max_length=16, blank=True,
+        max_length=16, blank=True, verbose_name="opt-out number",
         validators=[RegexValidator(r"^\+[1-9][0-9]{6,14}$",
                                    "Write the number in international form, e.g. +12025550199.")],
         help_text="A number the person can call to be taken off the list, in international form (+1...). "
                   "Required to start the campaign.",
     )
     safe_harbor_text = models.TextField(
-        blank=True,
+        blank=True, verbose_name="message to people nobody could take",
         help_text="Played to a person nobody could be connected to in time. Empty: built from the seller's name "
                   "and opt-out number.",
     )
-    safe_harbor_audio_url = models.URLField(blank=True)
-    hold_audio_url = models.URLField(blank=True, help_text="Played while detection runs. Empty: the built-in tone.")
+    safe_harbor_audio_url = models.URLField(blank=True, verbose_name="recording of that message (link)",
+                                            help_text="Played instead of reading the message aloud.")
+    hold_audio_url = models.URLField(blank=True, verbose_name="hold sound (link)",
+                                     help_text="Played while detection runs. Empty: the built-in tone.")
     max_hold_s = models.FloatField(
         default=2.0, validators=[MinValueValidator(0.0), MaxValueValidator(30.0)],
-        help_text="A person waiting longer than this for an agent hears the safe-harbor message (US rule: 2 s).",
+        verbose_name="longest wait for an agent (seconds)",
+        help_text="A person waiting longer than this for an agent hears the message above and the call counts "
+                  "as abandoned (US rule: 2 s).",
     )
     max_abandon_rate = models.FloatField(
         default=0.03, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="Cap on abandoned / human-answered calls over 30 days (US rule: 3 %).",
+        verbose_name="abandoned calls cap",
+        help_text="Most abandoned calls allowed, as a share of the calls a person answered over 30 days: "
+                  "0.03 is 3 %, the US rule.",
     )
 
-    window_start = models.TimeField(default=dt.time(9, 0), help_text="Earliest local time at the contact.")
-    window_end = models.TimeField(default=dt.time(20, 0), help_text="Latest local time at the contact.")
-    window_days = models.JSONField(default=list, blank=True, help_text="ISO weekdays allowed, 1 = Monday.")
+    window_start = models.TimeField(default=dt.time(9, 0), verbose_name="call from",
+                                    help_text="Earliest time to call, in the contact's own time zone.")
+    window_end = models.TimeField(default=dt.time(20, 0), verbose_name="call until",
+                                  help_text="Latest time to call, in the contact's own time zone.")
+    window_days = models.JSONField(default=list, blank=True, verbose_name="days to call",
+                                   help_text="Days of the week, 1 = Monday … 7 = Sunday, e.g. [1, 2, 3, 4, 5].")
 
-    max_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)])
-    retry_no_answer_min = models.PositiveIntegerField(default=240)
-    retry_busy_min = models.PositiveIntegerField(default=30)
-    retry_machine_min = models.PositiveIntegerField(default=1440)
+    max_attempts = models.PositiveSmallIntegerField(default=3, validators=[MinValueValidator(1)],
+                                                    verbose_name="calls per contact",
+                                                    help_text="A contact is not called more often than this.")
+    retry_no_answer_min = models.PositiveIntegerField(default=240, verbose_name="after no answer, retry in (minutes)")
+    retry_busy_min = models.PositiveIntegerField(default=30, verbose_name="after busy, retry in (minutes)")
+    retry_machine_min = models.PositiveIntegerField(default=1440,
+                                                    verbose_name="after a machine, retry in (minutes)")
     retry_abandoned_min = models.PositiveIntegerField(
-        default=60, help_text="Abandoned contacts are called back first, never sooner than this, and only with an "
-                              "agent kept free for them.",
+        default=60, verbose_name="after an abandoned call, retry in (minutes)",
+        help_text="Abandoned contacts are called back first, never sooner than this, and only with an agent kept "
+                  "free for them.",
     )
-    retry_failed_min = models.PositiveIntegerField(default=1440)
+    retry_failed_min = models.PositiveIntegerField(default=1440,
+                                                   verbose_name="after a failed call, retry in (minutes)")
 
     abandon_cap_opt_out = models.BooleanField(
-        default=False,
+        default=False, verbose_name="business numbers only: no abandonment cap on parallel lines",
         help_text="Parallel mode only: dial every line whatever the abandonment rate (e.g. business numbers "
                   "only, where the 3 % rule does not apply). Recorded with who set it and when.",
     )
@@ -125,6 +165,7 @@ class Campaign(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
     )
     abandon_cap_opt_out_at = models.DateTimeField(null=True, blank=True, editable=False)
+
     class AnnounceRecording(models.TextChoices):
         NEVER = "never", "Never"
         TWO_PARTY = "two_party", "Only to contacts in two-party-consent states"
@@ -142,10 +183,14 @@ class Campaign(models.Model):
         help_text="What the contact hears first when the campaign records and announces.",
     )
 
-    auto_ready = models.BooleanField(default=True, help_text="Agents go back to ready after a disposition.")
-    callbacks_to_same_agent = models.BooleanField(default=True)
+    auto_ready = models.BooleanField(default=True, verbose_name="ready again after each call",
+                                     help_text="Agents go back to ready as soon as they save a disposition.")
+    callbacks_to_same_agent = models.BooleanField(
+        default=True, verbose_name="callbacks go to the same agent",
+        help_text="A callback an agent scheduled waits for that agent.")
 
-    agents = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns")
+    agents = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="campaigns",
+                                    verbose_name="team", help_text="The agents who work this campaign.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -175,6 +220,13 @@ class Campaign(models.Model):
             raise ValidationError({"recording_announcement": "Recorded calls that announce need the words to say."})
 
     @property
+    def dial_mode_short(self) -> str:
+        """"Parallel, 3 lines" or "Predictive": the mode in a list column, where the long label would wrap."""
+        if self.dial_mode == self.DialMode.PARALLEL:
+            return f"Parallel, {self.lines_per_agent} lines"
+        return self.get_dial_mode_display().split(" (")[0]
+
+    @property
     def effective_caller_id(self) -> str:
         return self.caller_id or settings.TWILIO_PHONE_NUMBER
 
@@ -202,22 +254,25 @@ class Contact(models.Model):
         INVALID = "invalid", "Invalid number"
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contacts")
-    phone = models.CharField(max_length=16, help_text="E.164")
+    phone = models.CharField(max_length=16, help_text="With its country code, e.g. +12025550142.")
     name = models.CharField(max_length=200, blank=True)
     company = models.CharField(max_length=200, blank=True)
-    email = models.EmailField(blank=True)
-    time_zone = models.CharField(max_length=64, blank=True)
+    email = models.EmailField(blank=True, verbose_name="e-mail")
+    time_zone = models.CharField(max_length=64, blank=True,
+                                 help_text="Where the contact is, e.g. America/Chicago: calling hours follow it.")
     custom_fields = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
-    last_outcome = models.CharField(max_length=20, blank=True)
-    last_called_at = models.DateTimeField(null=True, blank=True)
-    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_outcome = models.CharField(max_length=20, blank=True, choices=outcome_choices(blank="Not called yet"),
+                                    verbose_name="last result")
+    last_called_at = models.DateTimeField(null=True, blank=True, verbose_name="last called")
+    next_attempt_at = models.DateTimeField(null=True, blank=True, verbose_name="next call not before")
     priority = models.SmallIntegerField(default=0, help_text="Higher is dialed first.")
     # Set when the person heard the safe-harbor message: they are owed a call back with an agent kept free.
     abandoned_at = models.DateTimeField(null=True, blank=True)
     callback_agent = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="callbacks"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="callbacks",
+        verbose_name="callback reserved for",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -265,12 +320,18 @@ class DispositionCode(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="disposition_codes")
     code = models.SlugField(max_length=32)
     label = models.CharField(max_length=64)
-    hotkey = models.CharField(max_length=1, blank=True, help_text="Keyboard shortcut in the agent console.")
-    is_conversation = models.BooleanField(default=True, help_text="Counts as a conversation in reports.")
-    is_positive = models.BooleanField(default=False, help_text="A success (interest, meeting): the reports' funnel.")
-    closes_contact = models.BooleanField(default=True, help_text="The contact is not dialed again.")
-    adds_to_dnc = models.BooleanField(default=False, help_text="The number goes on the do-not-call list.")
-    schedules_callback = models.BooleanField(default=False, help_text="Asks the agent for a callback time.")
+    hotkey = models.CharField(max_length=1, blank=True, verbose_name="key",
+                              help_text="Keyboard shortcut in the agent console.")
+    is_conversation = models.BooleanField(default=True, verbose_name="conversation",
+                                          help_text="Counts as a conversation in reports.")
+    is_positive = models.BooleanField(default=False, verbose_name="success",
+                                      help_text="A success (interest, meeting): the reports' funnel.")
+    closes_contact = models.BooleanField(default=True, verbose_name="done with contact",
+                                         help_text="The contact is not dialed again.")
+    adds_to_dnc = models.BooleanField(default=False, verbose_name="do not call again",
+                                      help_text="The number goes on the do-not-call list.")
+    schedules_callback = models.BooleanField(default=False, verbose_name="callback",
+                                             help_text="Asks the agent for a callback time.")
     order = models.PositiveSmallIntegerField(default=0)
 
     class Meta:

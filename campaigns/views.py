@@ -1,4 +1,5 @@
-"""Pages for people: the landing page that sends each role where it works, and the agent's campaign list."""
+"""Pages for people: the landing page, and the campaign list that is everyone's home (agents: the campaigns they
+work on; managers: every campaign, with its console, wallboard and reports)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
-from campaigns import services
-from campaigns.models import Campaign
+from campaigns import selectors, services
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Managers to the admin, agents to their campaigns."""
+    """Everyone lands on their campaigns; managers reach the admin from the header."""
     user = request.user
-    if user.is_staff:
-        return redirect("admin:index")
-    if services.user_is_manager(user):
+    if services.user_is_manager(user) and not user.is_staff:
         # In Managers but without staff status: the admin would refuse them, so say what is missing.
         messages.warning(request, "Your account is a manager's but cannot open the administration yet: ask an "
                                   "administrator to give it staff status.")
@@ -26,7 +24,6 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def campaign_list(request: HttpRequest) -> HttpResponse:
-    """The campaigns the signed-in agent works on and that have not ended."""
-    campaigns = (Campaign.objects.filter(agents=request.user).exclude(status=Campaign.Status.ENDED)
-                 .order_by("name"))
-    return render(request, "campaigns/campaign_list.html", {"campaigns": campaigns})
+    manager = services.user_is_manager(request.user)
+    campaigns = selectors.campaigns_for_home(user=request.user, manager=manager)
+    return render(request, "campaigns/campaign_list.html", {"campaigns": campaigns, "is_manager": manager})

@@ -16,6 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -219,8 +220,8 @@ class CallEffectAdmin(ReadOnlyAdmin):
 
 
 class CampaignAdmin(campaigns_admin.CampaignAdmin):
-    list_display = ("name", "status_badge", "dial_mode", "contacts_column", "calls_live", "agents_column",
-                    "abandonment_column", "created_at")
+    list_display = ("name", "status_badge", "mode_column", "contacts_column", "calls_live", "agents_column",
+                    "abandonment_column", "pages_column")
     actions = ("start_campaigns", "pause_campaigns", "end_campaigns", "simulate_pacing")
 
     def get_queryset(self, request: HttpRequest):
@@ -240,7 +241,7 @@ class CampaignAdmin(campaigns_admin.CampaignAdmin):
     def calls_live(self, campaign: Campaign) -> int:
         return campaign.calls_live_count
 
-    @admin.display(description="Abandoned (30 days)", ordering="abandoned_30d")
+    @admin.display(description="Abandoned, 30 days", ordering="abandoned_30d")
     def abandonment_column(self, campaign: Campaign) -> str:
         if not campaign.humans_30d:
             return "-"
@@ -280,17 +281,19 @@ class CampaignAdmin(campaigns_admin.CampaignAdmin):
 
     @admin.action(description="Simulate pacing on the campaign's own statistics", permissions=["view"])
     def simulate_pacing(self, request, queryset):
-        """Conversations per agent-hour and abandonment under each mode, for the campaign's team size."""
+        """Conversations per agent-hour and abandonment under each way of dialing, for the campaign's team size,
+        as a page of small tables: the rows that break the campaign's cap are flagged, its current setting marked."""
+        previews = []
         for campaign in queryset[:3]:
             agents = max(1, campaign.agents.count())
-            results = pacing_preview(campaign=campaign, agents=agents)
-            rows = "; ".join(
-                f"{r.mode}{f' {r.lines} lines' if r.mode == 'parallel' else ''}: "
-                f"{r.conversations_per_agent_hour:.1f} conv/agent-h, {r.abandon_rate:.1%} abandoned"
-                for r in results
-            )
-            self.message_user(request, f"{campaign.name} ({agents} agents, cap {campaign.max_abandon_rate:.0%}, "
-                                       f"bound {results[0].upper_bound:.1f}) — {rows}", messages.INFO)
+            rows = [campaigns_admin.pacing_row(campaign, result)
+                    for result in pacing_preview(campaign=campaign, agents=agents)]
+            previews.append({"campaign": campaign, "agents": agents, "rows": rows,
+                             "cap": f"{campaign.max_abandon_rate:.1%}", "bound": rows[0]["bound"] if rows else 0.0,
+                             "current_over_cap": any(r["current"] and r["over_cap"] for r in rows)})
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": "Pacing simulation", "previews": previews}
+        return TemplateResponse(request, "admin/campaigns/campaign/pacing_preview.html", context)
 
     def get_urls(self):
         urls = [path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
@@ -322,7 +325,12 @@ class CampaignAdmin(campaigns_admin.CampaignAdmin):
             when = timezone.localtime(stamp).strftime("%Y-%m-%d %H:%M") if stamp else "?"
             self.message_user(request, f"The abandonment cap does not hold back parallel dialing on this campaign "
                                        f"(opted out by {who} on {when}).", messages.WARNING)
-        extra_context = {**(extra_context or {}), "status_buttons": buttons,
+        pages = []
+        if campaign is not None:
+            pages = [("Wallboard", reverse("wallboard", args=[campaign.pk])),
+                     ("Reports", campaigns_admin.campaign_reports_url(campaign)),
+                     ("Console", reverse("console", args=[campaign.pk]))]
+        extra_context = {**(extra_context or {}), "status_buttons": buttons, "campaign_pages": pages,
                          "can_import_contacts": request.user.has_perm("campaigns.add_contact")}
         return super().change_view(request, object_id, form_url, extra_context)
 

@@ -63,8 +63,11 @@ def console(request: HttpRequest, campaign_id: int) -> HttpResponse:
     campaign = _campaign_or_403(request, campaign_id)
     codes = [{"code": c.code, "label": c.label, "hotkey": c.hotkey, "schedules_callback": c.schedules_callback}
              for c in campaign.disposition_codes.all()]
+    is_manager = services.user_is_manager(request.user)
     config = {
         "campaignId": campaign.pk,
+        # Managers watch: they get an agent session only when they choose to take calls.
+        "watchOnly": is_manager,
         "dialMode": campaign.dial_mode,
         "wsPath": f"/ws/campaigns/{campaign.pk}/",
         "api": _api_urls(campaign.pk),
@@ -75,7 +78,7 @@ def console(request: HttpRequest, campaign_id: int) -> HttpResponse:
     }
     return render(request, "campaigns/console.html", {
         "campaign": campaign, "codes": codes, "pause_reasons": PAUSE_REASONS, "config": config,
-        "is_manager": services.user_is_manager(request.user),
+        "is_manager": is_manager,
     })
 
 

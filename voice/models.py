@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from campaigns.labels import CALL_STATE_LABELS, outcome_choices
 from voice.states import MACHINE_VERDICTS, Outcome, State, verdict
 
 
@@ -32,18 +33,23 @@ class Call(models.Model):
     bridged_to = models.ForeignKey(
         "campaigns.AgentSession", null=True, blank=True, on_delete=models.SET_NULL, related_name="bridged_calls"
     )
-    state = models.CharField(max_length=12, choices=[(s.value, s.value) for s in State], default=State.CREATED)
-    outcome = models.CharField(max_length=20, blank=True, choices=[(o.value, o.value or "-") for o in Outcome])
-    answered_by = models.CharField(max_length=24, blank=True)
-    amd_duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    amd_corrected = models.BooleanField(default=False, help_text="The agent said this 'human' was a machine.")
+    state = models.CharField(max_length=12, choices=[(s.value, CALL_STATE_LABELS[s.value]) for s in State],
+                             default=State.CREATED, verbose_name="stage")
+    outcome = models.CharField(max_length=20, blank=True, choices=outcome_choices(blank="Not ended yet"),
+                               verbose_name="result")
+    answered_by = models.CharField(max_length=24, blank=True, verbose_name="detection said",
+                                   help_text="Twilio's verdict: human, machine_start, machine_end_beep, fax, unknown…")
+    amd_duration_ms = models.PositiveIntegerField(null=True, blank=True, verbose_name="detection took (ms)")
+    amd_corrected = models.BooleanField(
+        default=False, verbose_name="machine spotted by the agent",
+        help_text="Detection took this answer for a person; the agent found a machine and said so.")
     # An abandoned person's call back: dialed alone for an agent who takes no other human meanwhile.
     reserved = models.BooleanField(default=False, db_default=False)  # raw inserts (seeding) leave it out
     twiml_fetched = models.BooleanField(default=False)
     twilio_status = models.CharField(max_length=16, blank=True)
     last_sequence = models.IntegerField(default=-1)
     version = models.PositiveIntegerField(default=0)
-    duration_s = models.PositiveIntegerField(null=True, blank=True)
+    duration_s = models.PositiveIntegerField(null=True, blank=True, verbose_name="duration (seconds)")
     error = models.TextField(blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)

@@ -349,17 +349,18 @@
 
   // -- what a line's state means to a person -------------------------------------------------------------------
 
+  // The same words as campaigns/labels.py (tests/test_labels.py keeps them equal), with a tone for the colour.
   const OUTCOMES = {
     talked: ["Talked", "done"],
     no_answer: ["No answer", "quiet"],
     busy: ["Busy", "quiet"],
-    failed: ["Failed", "problem"],
-    canceled: ["Released", "quiet"],
-    machine: ["Machine", "machine"],
+    failed: ["Could not connect", "problem"],
+    canceled: ["Stopped ringing (not needed)", "quiet"],
+    machine: ["Answering machine", "machine"],
     voicemail_left: ["Voicemail left", "machine"],
     fax: ["Fax", "machine"],
-    abandoned: ["Abandoned", "problem"],
-    hung_up_on_hold: ["Hung up on hold", "problem"],
+    abandoned: ["Abandoned (nobody free)", "problem"],
+    hung_up_on_hold: ["Hung up while waiting", "problem"],
     invalid_number: ["Invalid number", "problem"],
   };
 
@@ -409,8 +410,19 @@
         return {label: `Connected to ${otherAgent(call.bridged_to)}`, tone: "quiet", since: stamp("connected_at")};
       case "voicemail":
         return {label: "Machine — leaving voicemail", tone: "machine", since: stamp("answered_at")};
-      case "releasing":
-        return {label: "Hanging up…", tone: "quiet", since: stamp("connected_at", "answered_at", "ringing_at")};
+      case "releasing": {
+        // The outcome is decided when we let a line go: say what the callee is hearing now.
+        const since = stamp("connected_at", "answered_at", "ringing_at");
+        if (call.outcome === "abandoned") {
+          return {label: "Human — no agent free: hearing our apology and opt-out number", tone: "problem", since};
+        }
+        if (call.outcome === "canceled") return {label: "Stopping the ring (not needed)", tone: "quiet", since};
+        if (call.outcome === "machine" || call.outcome === "fax") {
+          return {label: "Machine — hanging up", tone: "machine", since};
+        }
+        if (call.outcome === "talked") return {label: "Call ending…", tone: "quiet", since};
+        return {label: "Hanging up…", tone: "quiet", since};
+      }
       case "ended": {
         const [label, tone] = OUTCOMES[call.outcome] || ["Ended", "quiet"];
         return {label, tone, since: stamp("ended_at"), ended: true};
@@ -420,6 +432,23 @@
     }
   }
 
-  window.Dialer = {api, ApiError, VersionedStore, LiveSocket, clock, duration, percent, el, debounce, sentence,
-                   describeLine, isHuman, isMachine, OUTCOMES, cookie};
+  /**
+   * The one clock of a call, shared by its line and its card: running from when the current stage began while
+   * it is live; once it has ended, the talk time if there was a conversation, else how long the line lasted.
+   * {since: ISO stamp to count from, or "" with a fixed `text`}.
+   */
+  function callClock(call, info) {
+    if (call.state !== "ended") {
+      const since = ["bridging", "connected"].includes(call.state) || (call.state === "releasing" && call.connected_at)
+        ? call.connected_at || call.bridged_at || info.since
+        : info.since;
+      return {since: since || "", text: ""};
+    }
+    const from = call.connected_at || call.created_at;
+    const took = (Date.parse(call.ended_at) - Date.parse(from)) / 1000;
+    return {since: "", text: Number.isNaN(took) || took < 1 ? "" : clock(took)};
+  }
+
+  window.Dialer = {api, callClock, ApiError, VersionedStore, LiveSocket, clock, duration, percent, el, debounce,
+                   sentence, describeLine, isHuman, isMachine, OUTCOMES, cookie};
 })();

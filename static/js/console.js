@@ -10,9 +10,12 @@
   // Ended lines stay on the grid this long, so the agent sees how each line finished.
   const ENDED_LINE_KEEP_MS = 60000;
   const LIVE_CARD_STATES = ["bridging", "connected", "releasing"];
+  const LINES_EMPTY = $("lines-empty").textContent;
 
   const AGENT_STATES = {
-    offline: ["Offline", "You are not working this campaign. Join to start."],
+    offline: cfg.watchOnly
+      ? ["Watching", "Not taking calls: you are not counted as an agent."]
+      : ["Offline", "You are not working this campaign. Join to start."],
     ready: ["Ready", "Waiting for the next call."],
     on_call: ["On a call", ""],
     wrap_up: ["Wrap-up", "Write a disposition for your call."],
@@ -32,9 +35,34 @@
     lineNodes: new Map(),
   };
 
+  /** Notes typed for a call survive a reload of the page (the call does) until its disposition is saved. */
+  const drafts = {
+    key: (callId) => `dialer.notes.${cfg.campaignId}.${callId}`,
+    get(callId) {
+      try {
+        return window.localStorage.getItem(drafts.key(callId)) || "";
+      } catch (err) {
+        return ""; // storage disabled: notes still work, they just do not survive a reload
+      }
+    },
+    set(callId, text) {
+      try {
+        if (text) window.localStorage.setItem(drafts.key(callId), text);
+        else window.localStorage.removeItem(drafts.key(callId));
+      } catch (err) {
+        /* storage full or disabled */
+      }
+    },
+    drop(callId) {
+      drafts.set(callId, "");
+    },
+  };
+
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
       if (snapshot.session) state.sessionId = snapshot.session.id;
+      // A watching manager who took calls earlier and reloaded: reattach the phone to that session.
+      if (cfg.watchOnly && !state.softphone && snapshot.session && snapshot.session.state !== "offline") join();
       const rows = [snapshot.campaign, ...snapshot.calls, ...(snapshot.recordings || [])];
       if (snapshot.dialing) rows.push(snapshot.dialing);
       if (snapshot.session) rows.push(snapshot.session);
@@ -203,6 +231,25 @@
     return local.toISOString().slice(0, 16);
   }
 
+  const CALLBACK_FORMAT = {weekday: "short", day: "numeric", month: "short", hour: "numeric", minute: "2-digit"};
+
+  /** "= Tue, Mar 4, 9:30 AM for the contact (Chicago)" for the callback time the agent picked (their own clock), at the contact. */
+  function renderCallbackTheirTime() {
+    const out = $("callback-their-time");
+    const at = new Date($("callback-at").value);
+    const zone = $("card-local-time").dataset.zone;
+    if (!$("callback-at").value || Number.isNaN(at.getTime()) || !zone) {
+      setText(out, "");
+      return;
+    }
+    try {
+      const time = new Intl.DateTimeFormat(undefined, {...CALLBACK_FORMAT, timeZone: zone}).format(at);
+      setText(out, `= ${time} for the contact (${zone.split("/").pop().replace(/_/g, " ")})`);
+    } catch (err) {
+      setText(out, "");
+    }
+  }
+
   async function dispose(code) {
     const info = codeInfo(code);
     if (!info || $("dispositions").disabled || state.card.disposed) return;
@@ -213,6 +260,7 @@
         $("callback-row").hidden = false;
         $("callback-row").dataset.code = code;
         if (!input.value) input.value = defaultCallbackTime();
+        renderCallbackTheirTime();
         input.focus();
         return;
       }
@@ -227,7 +275,10 @@
     const data = await act("Could not save the disposition", cfg.api.disposition, body);
     if (data) {
       state.card.disposed = true;
-      state.card.result = `Saved as “${info.label}”.` + (body.callback_at ? ` Callback ${new Date(body.callback_at).toLocaleString()}.` : "");
+      drafts.drop(state.card.callId);
+      const theirs = $("callback-their-time").textContent;
+      const mine = body.callback_at ? new Intl.DateTimeFormat(undefined, CALLBACK_FORMAT).format(new Date(body.callback_at)) : "";
+      state.card.result = `Saved as “${info.label}”.` + (mine ? ` Callback ${mine} your time${theirs ? ` ${theirs}` : ""}.` : "");
       $("callback-row").hidden = true;
       refreshStats();
       render();
@@ -281,19 +332,29 @@
     $("agent-state-label").textContent = label;
     $("agent-state-detail").textContent = detail;
     const timer = $("agent-state-timer");
-    timer.dataset.since = s && st !== "offline" ? s.state_changed_at || "" : "";
+    // On a call the card's clock is the one clock for the call: a second one here would disagree with it.
+    timer.dataset.since = s && st !== "offline" && st !== "on_call" ? s.state_changed_at || "" : "";
     if (!timer.dataset.since) timer.textContent = "";
 
     const running = c && c.status === "running";
     const ended = c && c.status === "ended";
     const busy = state.busy;
     $("btn-join").hidden = st !== "offline";
+    // A watching manager has no agent controls to press until they take calls.
+    const watching = cfg.watchOnly && st === "offline";
+    for (const id of ["btn-pause", "pause-reason", "btn-dial-next", "btn-leave"]) $(id).classList.toggle("watch-hidden", watching);
+    setText($("lines-empty"), watching ? "You are watching, not taking calls. The wallboard shows every agent and line."
+      : LINES_EMPTY);
     $("btn-join").disabled = busy || ended;
     $("btn-ready").hidden = st === "offline";
     $("btn-ready").disabled = busy || ended || !(st === "paused");
     $("btn-pause").disabled = busy || st !== "ready";
     $("pause-reason").disabled = st === "offline" || st === "on_call";
-    $("btn-leave").disabled = busy || st === "offline" || st === "on_call";
+    const leaveWhy = {on_call: "Hang up your call before you leave.",
+                      wrap_up: "Save a disposition for your call before you leave."}[st] || "";
+    $("btn-leave").disabled = busy || st === "offline" || Boolean(leaveWhy);
+    $("btn-leave").title = leaveWhy;
+    setText($("leave-why"), leaveWhy);
     const liveLines = myCalls().filter((call) => call.dialed_for === state.sessionId && call.state !== "ended");
     $("btn-dial-next").disabled = busy || !running || !(st === "ready" || st === "paused") || liveLines.length > 0;
   }
@@ -336,13 +397,9 @@
       node.dataset.tone = info.tone;
       node.dataset.state = call.state;
       const timer = node.querySelector(".line-timer");
-      if (info.ended) {
-        timer.dataset.since = "";
-        const took = (Date.parse(call.ended_at) - Date.parse(call.created_at)) / 1000;
-        setText(timer, Number.isNaN(took) ? "" : D.clock(took));
-      } else {
-        timer.dataset.since = info.since || "";
-      }
+      const clock = D.callClock(call, info);
+      timer.dataset.since = clock.since || "";
+      if (!clock.since) setText(timer, clock.text);
     });
     $("lines-empty").hidden = calls.length > 0;
     tick();
@@ -379,7 +436,7 @@
     if (call && call.id !== state.card.callId) {
       // A new call: the card pops now from the event; the rest of the card fills in when it arrives.
       state.card = {callId: call.id, details: null, result: "", disposed: false, contact: call.contact};
-      $("notes").value = "";
+      $("notes").value = drafts.get(call.id);
       $("callback-row").hidden = true;
       $("callback-at").value = "";
       fillCardHead(call.contact);
@@ -403,13 +460,9 @@
     $("card-state").dataset.tone = info.tone;
     setText($("card-state-label"), info.label);
     const cardTimer = $("card-timer");
-    if (current && current.state === "ended") {
-      cardTimer.dataset.since = "";
-      const talked = current.connected_at ? (Date.parse(current.ended_at) - Date.parse(current.connected_at)) / 1000 : 0;
-      setText(cardTimer, talked >= 1 ? D.clock(talked) : "");
-    } else {
-      cardTimer.dataset.since = (current && (current.connected_at || current.bridged_at)) || "";
-    }
+    const clock = current ? D.callClock(current, info) : {since: "", text: ""};
+    cardTimer.dataset.since = clock.since || "";
+    if (!clock.since) setText(cardTimer, clock.text);
 
     const live = current && LIVE_CARD_STATES.includes(current.state);
     const awaiting = current && current.state === "ended" && current.outcome === "talked" && !state.card.disposed &&
@@ -425,6 +478,14 @@
       : "Available when the call ends. Shortcut: the number keys (Alt + key while typing notes).";
     $("wrap-timer-wrap").hidden = !awaiting;
     $("wrap-timer").dataset.since = awaiting ? s.state_changed_at || "" : "";
+
+    const notesClosed = state.card.disposed || Boolean(current && current.state === "ended" && !awaiting);
+    $("notes").readOnly = notesClosed;
+    $("notes-state").hidden = !notesClosed;
+    setText($("notes-state"), state.card.disposed
+      ? "Saved with the disposition. Add anything more on the contact's next call."
+      : "This call needs no disposition, so notes are not kept.");
+    if (notesClosed && !state.card.disposed) drafts.drop(state.card.callId);
 
     let result = state.card.result;
     if (!result && current && current.state === "ended" && !awaiting) {
@@ -594,6 +655,10 @@
       button.addEventListener("click", () => dispose(button.dataset.code));
     }
     $("btn-callback-save").addEventListener("click", () => dispose($("callback-row").dataset.code));
+    $("callback-at").addEventListener("input", renderCallbackTheirTime);
+    $("notes").addEventListener("input", () => {
+      if (state.card.callId !== null && !state.card.disposed) drafts.set(state.card.callId, $("notes").value);
+    });
     document.addEventListener("keydown", onKey);
     // Closing the tab (or navigating away) is leaving: no customer may be routed to an empty chair. A
     // keepalive request outlives the page; the server also pauses a ready agent whose socket goes quiet.
@@ -621,6 +686,11 @@
   }
 
   wire();
-  join();
+  if (cfg.watchOnly) {
+    state.socketStarted = true;
+    socket.start();
+  } else {
+    join();
+  }
   window.dialerConsole = {state, socket, phone};
 })();

@@ -153,7 +153,7 @@ def test_an_agent_works_calls_live_while_the_manager_watches(team, chromium):
     shot(page, "05-console-second-call-tablet")
     page.get_by_role("button", name="That was a machine").click()
     expect(page.locator("#agent-state-label")).to_have_text("Ready")
-    expect(page.locator("#card-outcome")).to_have_text("The call ended: machine. No disposition needed.")
+    expect(page.locator("#card-outcome")).to_have_text("The call ended: answering machine. No disposition needed.")
     call = orm(lambda: Call.objects.get(campaign=campaign, contact__name="Ben Okafor"))
     assert (call.outcome, call.amd_corrected) == (Outcome.MACHINE, True)
     expect(page.locator("#stat-dials")).to_have_text("2")

@@ -405,7 +405,25 @@ def test_manager_simulates_pacing_on_a_campaigns_statistics(db, monkeypatch):
                                                           "_selected_action": [campaign.pk]}, follow=True)
     text = response.content.decode()
     assert response.status_code == 200
-    assert "conv/agent-h" in text and "predictive" in text and "parallel 3 lines" in text
+    assert "Pacing simulation" in text and campaign.name in text
+    assert "3 lines per ready agent" in text and "Predictive" in text
+    # The campaign's own setting (parallel, 3 lines) is marked; the rows over its cap are flagged, row by row.
+    table = text[text.index("dialer-pacing-table"):]
+    rows = table.split("<tr")[2:]
+    assert len(rows) == 6
+    current = [row for row in rows if "dialer-row-current" in row]
+    assert len(current) == 1 and "3 lines per ready agent" in current[0]
+    for row in rows:
+        assert ("over the cap" in row) == ("dialer-row-over-cap" in row)
+
+    # A campaign whose own setting breaks a zero cap says so above the table and flags that row.
+    strict = factories.make_campaign(agents=[factories.make_user()], max_abandon_rate=0.0, lines_per_agent=5)
+    text = client.post("/admin/campaigns/campaign/", {"action": "simulate_pacing",
+                                                      "_selected_action": [strict.pk]}, follow=True).content.decode()
+    rows = text[text.index("dialer-pacing-table"):].split("<tr")[2:]
+    current = next(row for row in rows if "dialer-row-current" in row)
+    assert "5 lines per ready agent" in current and "over the cap" in current
+    assert "current setting would abandon more people than its cap allows" in text
 
 
 def test_call_and_recording_pages_play_through_our_server_never_twilios_url(manager_client, world):

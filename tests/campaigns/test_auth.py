@@ -33,11 +33,21 @@ def test_anonymous_visitors_are_sent_to_the_login_page(client):
         assert response["Location"] == f"/accounts/login/?next={url}"
 
 
-def test_a_manager_signs_in_and_lands_in_the_admin(client, manager):
+def test_a_manager_signs_in_and_lands_on_every_campaign_with_its_pages(client, manager):
+    mine = factories.make_campaign(agents=[manager], name="On my team", codes=False)
+    new = factories.make_campaign(name="Nobody on it yet", status=Campaign.Status.DRAFT, codes=False)
+    ended = factories.make_campaign(name="Last quarter", status=Campaign.Status.ENDED, codes=False)
     response = client.post("/accounts/login/", {"username": manager.username, "password": factories.PASSWORD},
                            follow=True)
-    assert response.redirect_chain[-1][0] == "/admin/"
-    assert response.status_code == 200
+    assert response.redirect_chain[-1][0] == "/campaigns/"
+    page = response.content.decode()
+    for campaign in (mine, new, ended):
+        assert campaign.name in page
+        for href in (f"/campaigns/{campaign.pk}/", f"/campaigns/{campaign.pk}/wallboard/",
+                     f"/campaigns/{campaign.pk}/reports/", f"/admin/campaigns/campaign/{campaign.pk}/change/"):
+            assert f'href="{href}"' in page
+    assert page.index("Last quarter") > max(page.index("On my team"), page.index("Nobody on it yet"))
+    assert 'href="/admin/"' in page  # the header's way into the administration
 
 
 def test_an_agent_signs_in_and_lands_on_their_campaigns(client, agent, campaign):

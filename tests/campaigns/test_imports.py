@@ -98,14 +98,32 @@ not a number,Bad Phone,,,
 """, skip_invalid=True)
 
     reasons = {issue.row: issue.reason for issue in report.invalid}
-    assert sorted(reasons) == [3, 4, 5, 6, 7]
+    assert sorted(reasons) == [3, 6, 7]
     assert "not a number" in reasons[3]
-    assert "email" in reasons[4]
-    assert "Mars/Olympus" in reasons[5]
     assert "priority" in reasons[6]
     assert reasons[7] == "no phone number"
-    assert report.created == 2
-    assert set(contacts(campaign)) == {"+12025550101", "+12025550105"}
+    assert report.created == 4
+    assert set(contacts(campaign)) == {"+12025550101", "+12025550102", "+12025550103", "+12025550105"}
+
+
+def test_a_bad_email_or_unknown_zone_costs_the_field_not_the_contact(campaign):
+    """The number is what matters: the contact is imported with the field left out, and the row is a warning."""
+    report = run(campaign, """
+phone,name,email,timezone
++12025550102,Bad Email,nobody-at-example,America/Chicago
++12025550103,Bad Zone,zed@example.com,Mars/Olympus
+""")
+
+    assert report.written and report.created == 2 and report.invalid == []
+    warnings = {issue.row: issue for issue in report.warnings}
+    assert sorted(warnings) == [2, 3]
+    assert warnings[2].code == RowIssue.FIELD_DROPPED
+    assert "nobody-at-example" in warnings[2].reason and "left blank" in warnings[2].reason
+    assert "Mars/Olympus" in warnings[3].reason and "America/New_York" in warnings[3].reason
+    saved = contacts(campaign)
+    assert (saved["+12025550102"].email, saved["+12025550102"].time_zone) == ("", "America/Chicago")
+    assert (saved["+12025550103"].email, saved["+12025550103"].time_zone) == ("zed@example.com", "America/New_York")
+    assert report.issues == []  # warnings are not "rows not imported"
 
 
 def test_one_bad_row_means_nothing_is_written_when_not_skipping(campaign, insert_path):

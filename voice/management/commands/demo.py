@@ -6,18 +6,18 @@ the dialer, and serves the app. Ctrl-C stops everything; running it again reuses
 
 from __future__ import annotations
 
-import logging
+import io
+import socket
 import threading
 
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+from django.utils.log import configure_logging
 
 from campaigns.demo import LOGINS, demo_seed
 from voice import gateway
 from voice.dialer import Dialer
-
-log = logging.getLogger("dialer.demo")
 
 
 class Command(BaseCommand):
@@ -30,11 +30,19 @@ class Command(BaseCommand):
                             help="sandbox speed: 1 = real time; 5 = calls play out five times faster")
         parser.add_argument("--seed", type=int, default=None)
 
-    def handle(self, *args, port, sandbox_port, time_scale, seed, **options):
+    def handle(self, *args, port, sandbox_port, time_scale, seed, verbosity, **options):
         from voice.sandbox import Sandbox, SandboxConfig  # only the demo wires the sandbox into the app
 
+        if verbosity < 2:
+            # Every webhook and request logs a line at INFO: within seconds they would scroll the banner (the URL
+            # and the logins) off the screen. Warnings and errors still show; -v 2 shows everything.
+            # In the settings' LOGGING itself: loading the ASGI app sets Django up, and logging, once more.
+            settings.LOGGING["root"]["level"] = "WARNING"
+            settings.LOGGING["loggers"]["django"] = {"level": "WARNING"}  # Django's default puts its tree at INFO
+            configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
         call_command("migrate", verbosity=0, interactive=False)
-        campaign = demo_seed()
+        seeded = demo_seed()
+        campaign = seeded.campaign
         settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
         sandbox = Sandbox(SandboxConfig(
             port=sandbox_port, account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
@@ -50,18 +58,46 @@ class Command(BaseCommand):
         worker = threading.Thread(target=Dialer(tick_s=0.5).run, args=(stop,), name="dialer", daemon=True)
         worker.start()
 
-        out = self.stdout
-        out.write(self.style.SUCCESS(f"Dialer demo: {campaign.name} ({campaign.contacts.count()} contacts)"))
-        out.write(f"  app      {settings.PUBLIC_BASE_URL}/")
-        for username, password, manager in LOGINS:
-            role = "manager" if manager else "agent"
-            out.write(f"  {role:8} {username} / {password}")
-        out.write(f"  sandbox  {sandbox.base_url}/sandbox/  (simulated calls, live)")
-        out.write("Log in as the agent, press Ready, and the dialer starts calling. Ctrl-C stops everything.")
+        database = settings.DATABASES["default"]
+        afresh = f" (delete {database['NAME']} to start afresh)" if "sqlite" in database["ENGINE"] else ""
+        data = f"Reusing the data of an earlier run{afresh}." if seeded.reused else "Created the demo data."
+        banner = [
+            self.style.SUCCESS("The Dialer demo is running."),
+            data,
+            f"  app       {settings.PUBLIC_BASE_URL}/",
+            *(f"  {'manager' if manager else 'agent':9} {username} / {password}"
+              for username, password, manager in LOGINS),
+            f"  campaign  {campaign.name} ({campaign.contacts.count()} contacts)",
+            f"  sandbox   {sandbox.base_url}/sandbox/  (the simulated calls, live)",
+            "Log in as the agent, press Go ready, and the dialer starts calling. Ctrl-C stops everything.",
+        ]
+        if verbosity < 2:
+            banner.append("Quiet: only warnings and errors are shown from here (-v 2 shows every request).")
+        announcer = threading.Thread(target=self._announce_when_up, args=(port, banner, stop), name="banner",
+                                     daemon=True)
+        announcer.start()
+        # The dev server's own start-up lines would come after ours and push them up: at -v 2 only.
+        quiet = {} if verbosity >= 2 else {"stdout": io.StringIO()}
         try:
-            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, skip_checks=True)
+            call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, skip_checks=True, **quiet)
         finally:
             stop.set()
             worker.join(timeout=5)
             sandbox.stop()
-            out.write("demo stopped")
+            self.stdout.write("demo stopped")
+            self.stdout.flush()
+
+    def _announce_when_up(self, port: int, lines: list[str], stop: threading.Event) -> None:
+        """Print the banner once the app answers, so it is the last thing on screen, and flush it: piped output
+        is block-buffered and would otherwise sit unseen in the buffer."""
+        while not stop.is_set():
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                stop.wait(0.1)
+        if stop.is_set():
+            return
+        for line in lines:
+            self.stdout.write(line)
+        self.stdout.flush()
