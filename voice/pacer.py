@@ -120,7 +120,8 @@ def pacing_preview(*, campaign: Campaign, agents: int, seed: int = 1) -> list[si
     hours = PREVIEW_AGENT_HOURS / agents
     rules = {"agents": agents, "hours": hours, "cap": campaign.max_abandon_rate, "seed": seed,
              "population": population, "min_ring_s": float(campaign.min_ring_s),
-             "ring_timeout_s": float(campaign.ring_timeout_s), "max_hold_s": campaign.max_hold_s}
+             "ring_timeout_s": float(campaign.ring_timeout_s), "max_hold_s": campaign.max_hold_s,
+             "cap_opt_out": campaign.abandon_cap_opt_out}
     results = [simulation.run(mode="progressive", **rules)]
     results += [simulation.run(mode="parallel", lines=lines, **rules) for lines in (2, 3, 4, 5)]
     results.append(simulation.run(mode="predictive", **rules))

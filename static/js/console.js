@@ -169,9 +169,14 @@
     }
   }
 
+  // A watching manager who chose to take calls stays an agent across a reload of this tab (the tab-closed beacon
+  // cannot tell a reload from a close): the choice is kept for the tab's life only.
+  const TAKING_CALLS = `dialer.taking-calls.${cfg.campaignId}`;
+
   async function join() {
     const data = await act("Could not join the campaign", cfg.api.join);
     if (data) {
+      if (cfg.watchOnly) sessionStorage.setItem(TAKING_CALLS, "1");
       const changed = state.sessionId !== data.session.id;
       state.sessionId = data.session.id;
       state.softphone = data.softphone;
@@ -208,7 +213,10 @@
 
   async function leave() {
     const data = await act("Could not leave", cfg.api.leave);
-    if (data) await phone.stop();
+    if (data) {
+      sessionStorage.removeItem(TAKING_CALLS);
+      await phone.stop();
+    }
   }
 
   const refreshStats = D.debounce(async () => {
@@ -666,7 +674,9 @@
     // really closed mid-talk takes the phone leg with it, and the leg leaving the room ends the call.
     window.addEventListener("pagehide", () => {
       const s = session();
-      if (!s || s.state === "offline" || s.state === "on_call") return;
+      // A manager who took calls keeps them across a reload of this tab (TAKING_CALLS): no beacon for them; the
+      // socket's presence rules still pause them when the console is really gone.
+      if (!s || s.state === "offline" || s.state === "on_call" || cfg.watchOnly) return;
       fetch(cfg.api.gone, {
         method: "POST", keepalive: true, credentials: "same-origin", body: "{}",
         headers: {"Content-Type": "application/json", "X-CSRFToken": D.cookie("csrftoken")},
@@ -686,7 +696,7 @@
   }
 
   wire();
-  if (cfg.watchOnly) {
+  if (cfg.watchOnly && !sessionStorage.getItem(TAKING_CALLS)) {
     state.socketStarted = true;
     socket.start();
   } else {

@@ -87,7 +87,7 @@ def overflows(page) -> int:
 def test_a_manager_finds_every_campaign_and_its_pages_and_reads_the_admin_at_1280(floor, chromium, monkeypatch):
     from playwright.sync_api import expect
 
-    monkeypatch.setattr("voice.selectors.PREVIEW_AGENT_HOURS", 2.0)  # a short simulation: this test is about the page
+    monkeypatch.setattr("voice.pacer.PREVIEW_AGENT_HOURS", 2.0)  # a short simulation: this test is about the page
     page = page_for(chromium, floor.manager_cookie)
 
     # -- home: every campaign, also one the manager is not on, with its wallboard, reports and console ----------
@@ -299,6 +299,8 @@ def test_an_agent_works_a_call_and_nothing_is_lost_or_jumps(floor, chromium):
     shot(page, "console-on-call-1280")
 
     # -- wrap-up: Leave is off and says why; the clocks stopped together --------------------------------------------
+    # A talk shorter than a second shows no talk time at all: let this one last a little.
+    page.wait_for_function("() => !['', '0:00'].includes(document.getElementById('card-timer').textContent)")
     page.get_by_role("button", name="Hang up").click()
     expect(page.locator("#agent-state-label")).to_have_text("Wrap-up")
     bars["wrap_up"] = _bar(page)

@@ -416,8 +416,10 @@ def test_manager_simulates_pacing_on_a_campaigns_statistics(db, monkeypatch):
     for row in rows:
         assert ("over the cap" in row) == ("dialer-row-over-cap" in row)
 
-    # A campaign whose own setting breaks a zero cap says so above the table and flags that row.
-    strict = factories.make_campaign(agents=[factories.make_user()], max_abandon_rate=0.0, lines_per_agent=5)
+    # A campaign whose own setting breaks a zero cap says so above the table and flags that row (it opted out of
+    # the governor, which would otherwise keep parallel dialing under any cap).
+    strict = factories.make_campaign(agents=[factories.make_user()], max_abandon_rate=0.0, lines_per_agent=5,
+                                     abandon_cap_opt_out=True)
     text = client.post("/admin/campaigns/campaign/", {"action": "simulate_pacing",
                                                       "_selected_action": [strict.pk]}, follow=True).content.decode()
     rows = text[text.index("dialer-pacing-table"):].split("<tr")[2:]

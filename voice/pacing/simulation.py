@@ -384,6 +384,7 @@ def run(
     tick_s: float = 1.0,
     warmup_s: float = DEFAULT_WARMUP_S,
     threshold: float | None = None,
+    cap_opt_out: bool = False,
 ) -> SimulationResult:
     """Simulate `agents` agents for `hours` (after `warmup_s`) and measure what they got.
 
@@ -401,7 +402,7 @@ def run(
         ring_timeout_s=ring_timeout_s,
         max_hold_s=max_hold_s,
         threshold=threshold,
-    )
+     cap_opt_out=cap_opt_out,)
     given = stats if stats is not None else stats_from_population(population)
     sim = _Simulation(
         population=population,

@@ -545,8 +545,9 @@ def cap_changes(*, campaign: Campaign) -> list[dict]:
     """Who set the abandonment cap (or the explicit opt-out) and when: the admin's change history of the
     campaign, plus the opt-out fields where the campaign has them."""
     content_type = ContentType.objects.get_for_model(Campaign)
+    # The history names fields by their labels at the time: today's, and the default ones older entries used.
     labels = {str(Campaign._meta.get_field(name).verbose_name).lower()
-              for name in CAP_FIELDS if _has_field(name)}
+              for name in CAP_FIELDS if _has_field(name)} | {name.replace("_", " ") for name in CAP_FIELDS}
     result = []
     for entry in (LogEntry.objects.filter(content_type=content_type, object_id=str(campaign.pk))
                   .select_related("user").order_by("action_time")):
