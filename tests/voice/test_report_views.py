@@ -97,6 +97,20 @@ def test_calls_csv_one_row_per_call_formula_safe(client, floor):
     assert all(not r[k].startswith(("=", "+", "-", "@", "\t", "\r")) for r in rows for k in r)
 
 
+def test_calls_csv_links_a_recorded_call_to_our_playback_page_never_twilio(client, floor, settings):
+    from voice.models import Recording
+
+    recorded = floor.calls["c1"]
+    recording = Recording.objects.create(call=recorded, sid="RE" + "2" * 32, status="completed", duration_s=30,
+                                         media_url="https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE2")
+    Recording.objects.create(call=floor.calls["c2"], sid="RE" + "3" * 32, status="in-progress")
+    client.force_login(floor.manager)
+    rows = {r["call_id"]: r["recording"] for r in read_csv(client.get(url(floor, "reports/calls.csv"), PERIOD))}
+    assert rows[str(recorded.pk)] == f"{settings.PUBLIC_BASE_URL}/recordings/{recording.pk}/"
+    assert rows[str(floor.calls["c2"].pk)] == ""  # not finished: nothing to play yet
+    assert not any("twilio.com" in value for value in rows.values())
+
+
 def test_dispositions_contacts_agents_and_compliance_csvs(client, floor):
     client.force_login(floor.manager)
     dispositions = read_csv(client.get(url(floor, "reports/dispositions.csv"), PERIOD))

@@ -11,12 +11,13 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Iterator
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.urls import reverse
 from psycopg import sql
 
 from campaigns.models import Campaign, Contact
-from voice.models import Call
 from voice.reports import selectors
 from voice.reports.period import Period
 
@@ -92,12 +93,6 @@ def _local(value: dt.datetime | None, period: Period) -> str:
     return value.astimezone(period.zone).strftime("%Y-%m-%d %H:%M:%S") if value else ""
 
 
-def _recording_field() -> str | None:
-    # Recordings arrive with their own issue; the column is filled once calls carry a recording URL.
-    names = {f.name for f in Call._meta.get_fields()}
-    return "recording_url" if "recording_url" in names else None
-
-
 CALLS_HEADER = ["call_id", "placed_at", "contact", "phone", "agent", "outcome", "amd_verdict", "ring_s", "hold_s",
                 "talk_s", "disposition", "notes", "recording"]
 CALLS_TEXT = ("placed_at", "contact", "phone", "agent", "outcome", "amd_verdict", "disposition", "notes", "recording")
@@ -112,9 +107,10 @@ SELECT c.id AS call_id, {LOCAL.format("c.created_at")} AS placed_at, {_safe_sql(
        {SECONDS.format("coalesce(c.connected_at, c.ended_at)", "c.answered_at")} AS hold_s,
        {SECONDS.format("c.ended_at", "c.connected_at")} AS talk_s,
        {_safe_sql("coalesce(dc.label, '')")} AS disposition, {_safe_sql("coalesce(d.notes, '')")} AS notes,
-       [recording] AS recording
+       CASE WHEN r.id IS NULL THEN '' ELSE {{recording_page}} || r.id::text || '/' END AS recording
 FROM voice_call c
 JOIN campaigns_contact ct ON ct.id = c.contact_id
+LEFT JOIN voice_recording r ON r.call_id = c.id AND r.status = 'completed'
 LEFT JOIN campaigns_agentsession s ON s.id = coalesce(c.bridged_to_id, c.dialed_for_id)
 LEFT JOIN [users] u ON u.id = s.agent_id
 LEFT JOIN campaigns_disposition d ON d.call_id = c.id
@@ -130,11 +126,11 @@ def _users_table() -> str:
 
 def calls_csv(*, campaign: Campaign, period: Period) -> Iterator[bytes]:
     """One row per call placed in the period, oldest first."""
-    recording = _recording_field()
-    query = (CALLS_SQL.replace("[recording]", _safe_sql(f"coalesce(c.{recording}, '')") if recording else "''")
-             .replace("[users]", _users_table()))
+    # Our own playback page (managers and the call's agent), never Twilio's media URL.
+    recording_page = settings.PUBLIC_BASE_URL + reverse("recording-detail", args=[0]).removesuffix("0/")
+    query = CALLS_SQL.replace("[users]", _users_table())
     return copy_csv(query, {"campaign": campaign.pk, "start": period.start, "end": period.end,
-                            "tz": period.tz_name}, text_columns=CALLS_TEXT)
+                            "tz": period.tz_name, "recording_page": recording_page}, text_columns=CALLS_TEXT)
 
 
 DISPOSITIONS_HEADER = ["call_id", "placed_at", "disposed_at", "agent", "contact", "phone", "code", "label",
