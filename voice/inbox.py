@@ -10,6 +10,7 @@ import contextlib
 import logging
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import IntegrityError, transaction
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Kind = WebhookEvent.Kind
 Processing = WebhookEvent.Processing
+VOICE_KINDS = (Kind.VOICE, Kind.DIAL)
 KEPT_HEADERS = ("X-Twilio-Signature", "I-Twilio-Idempotency-Token", "User-Agent", "Content-Type")
 
 
@@ -61,25 +63,102 @@ def dedupe_key(kind: str, params: dict, headers: dict) -> str | None:
     return f"{kind}:{token}" if token else None
 
 
-def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
-    """Store the raw webhook before anything else. Returns (row, is_duplicate)."""
+def _raw_row(*, kind: str, path: str, params: dict, headers: dict) -> WebhookEvent:
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-    row = WebhookEvent(
+    return WebhookEvent(
         kind=kind, path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params, headers=kept,
         signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
     )
+
+
+def _store_duplicate(row: WebhookEvent) -> WebhookEvent:
+    """Same report again (Twilio retried, or two deliveries raced): keep it, marked, unapplied."""
+    row.pk = None
+    row.dedupe_key = None
+    row.status = Processing.DUPLICATE
+    row.processed_at = timezone.now()
+    row.save()
+    return row
+
+
+def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
+    """Store the raw webhook before anything else. Returns (row, is_duplicate)."""
+    row = _raw_row(kind=kind, path=path, params=params, headers=headers)
     try:
         with transaction.atomic():
             row.save()
         return row, False
     except IntegrityError:
-        # Same report again (Twilio retried, or two deliveries raced): keep it, marked, unapplied.
-        row.pk = None
-        row.dedupe_key = None
-        row.status = Processing.DUPLICATE
-        row.processed_at = timezone.now()
+        return _store_duplicate(row), True
+
+
+@dataclass(frozen=True)
+class Received:
+    event: WebhookEvent
+    duplicate: bool
+    answer: str | None  # TwiML for voice kinds
+    malformed: str = ""  # why a signed webhook was refused (answered 400 / polite TwiML)
+
+
+def webhook_receive(*, kind: str, path: str, params: dict, headers: dict) -> Received:
+    """The request path: store the raw row, apply it and record the outcome in ONE transaction (one commit).
+
+    The raw row is the transaction's first write, so everything the webhook changed commits with it or not at
+    all. When processing fails, that transaction is rolled back whole (no half-applied fact) and the raw row is
+    stored again on its own with the error, so a failed webhook is still kept and can be replayed (rule 7).
+    A duplicate is detected by the raw row's unique key before anything else ran. Effects (Twilio requests,
+    realtime events) run after the commit, as always.
+    """
+    row = _raw_row(kind=kind, path=path, params=params, headers=headers)
+    voice = kind in VOICE_KINDS
+    stored = False
+    try:
+        with transaction.atomic():
+            row.save()
+            stored = True
+            handler = HANDLERS.get(_route(row))
+            if handler is None:
+                _finish(row, Processing.IGNORED, f"no handler for {row.path}")
+                return Received(row, False, twiml.polite_hangup() if voice else None)
+            answer, applied = handler(row)
+            _finish(row, Processing.PROCESSED if applied else Processing.IGNORED, "" if applied else "unknown call")
+            return Received(row, False, answer)
+    except IntegrityError:
+        if stored:
+            return _failed(row, voice)
+        duplicate = _store_duplicate(row)
+        if not voice:
+            return Received(duplicate, True, None)
+        # A voice URL fetched twice still needs its TwiML: answer by the call's state, as the first time.
+        answer = None
+        with contextlib.suppress(Malformed):
+            answer = webhook_process(event=duplicate)
+        return Received(duplicate, True, answer)
+    except Malformed as exc:
+        _store_after_rollback(row, Processing.IGNORED, str(exc))
+        return Received(row, False, None, malformed=str(exc))
+    except Exception:
+        return _failed(row, voice)
+
+
+def _failed(row: WebhookEvent, voice: bool) -> Received:
+    log.exception("webhook %s %s failed", row.kind, row.path)
+    _store_after_rollback(row, Processing.FAILED, traceback.format_exc()[-4000:])
+    return Received(row, False, twiml.polite_hangup() if voice else None)
+
+
+def _store_after_rollback(row: WebhookEvent, status: str, error: str) -> None:
+    """The transaction that held the raw row was rolled back: store it again, with what happened."""
+    row.pk = None
+    row.status = status
+    row.error = error
+    row.processed_at = timezone.now()
+    row.attempts = 1
+    try:
         row.save()
-        return row, True
+    except IntegrityError:
+        # A twin delivery committed meanwhile: this one is a duplicate after all.
+        _store_duplicate(row)
 
 
 def webhook_process(*, event: WebhookEvent) -> str | None:
@@ -87,7 +166,7 @@ def webhook_process(*, event: WebhookEvent) -> str | None:
     handler = HANDLERS.get(_route(event))
     if handler is None:
         _finish(event, Processing.IGNORED, f"no handler for {event.path}")
-        return twiml.polite_hangup() if event.kind in (Kind.VOICE, Kind.DIAL) else None
+        return twiml.polite_hangup() if event.kind in VOICE_KINDS else None
     try:
         answer, applied = handler(event)
     except Malformed as exc:
@@ -96,7 +175,7 @@ def webhook_process(*, event: WebhookEvent) -> str | None:
     except Exception:
         log.exception("webhook %s failed", event.pk)
         _finish(event, Processing.FAILED, traceback.format_exc()[-4000:])
-        return twiml.polite_hangup() if event.kind in (Kind.VOICE, Kind.DIAL) else None
+        return twiml.polite_hangup() if event.kind in VOICE_KINDS else None
     _finish(event, Processing.PROCESSED if applied else Processing.IGNORED, "" if applied else "unknown call")
     return answer
 

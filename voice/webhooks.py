@@ -85,19 +85,12 @@ def twilio_webhook(kind: str):
 
 
 def _handle(request: HttpRequest, kind: str) -> HttpResponse:
-    event, duplicate = inbox.webhook_record(kind=kind, path=request.get_full_path(), params=_params(request),
-                                            headers=dict(request.headers))
-    voice = kind in VOICE_KINDS
-    if duplicate and not voice:
-        return HttpResponse(status=204)
-    try:
-        answer = inbox.webhook_process(event=event)
-    except inbox.Malformed as exc:
-        if voice:
-            return _twiml_response(twiml.polite_hangup())
-        return HttpResponse(f"malformed webhook: {exc}", status=400, content_type="text/plain")
-    if voice:
-        return _twiml_response(answer or twiml.polite_hangup())
+    received = inbox.webhook_receive(kind=kind, path=request.get_full_path(), params=_params(request),
+                                     headers=dict(request.headers))
+    if kind in VOICE_KINDS:
+        return _twiml_response(received.answer or twiml.polite_hangup())
+    if received.malformed:
+        return HttpResponse(f"malformed webhook: {received.malformed}", status=400, content_type="text/plain")
     return HttpResponse(status=204)
 
 
