@@ -17,7 +17,6 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from campaigns import services as campaign_services
-from campaigns.models import AgentSession
 from voice import services, states, twiml
 from voice.models import Call, WebhookEvent
 
@@ -245,7 +244,7 @@ def _twiml_for(call: Call, kind: states.Twiml) -> str:
     if kind is states.Twiml.HOLD:
         return twiml.hold(audio_url=campaign.hold_audio_url)
     if kind is states.Twiml.CONFERENCE and call.bridged_to_id:
-        session = AgentSession.objects.only("conference_room").get(pk=call.bridged_to_id)
+        session = call.bridged_to  # loaded with the call by the redirect fetch; one read otherwise
         return twiml.conference(room=session.conference_room, session_id=session.pk, agent=False)
     if kind is states.Twiml.VOICEMAIL:
         return twiml.message_then_hangup(text=campaign.voicemail_text, audio_url=campaign.voicemail_audio_url)
@@ -266,10 +265,15 @@ def _on_customer_answer(event: WebhookEvent) -> tuple[str, bool]:
 
 def _on_redirect_fetch(event: WebhookEvent) -> tuple[str, bool]:
     """A redirected leg fetches its new TwiML: answer with where the call is now (it may have moved on)."""
-    call = _call(event)
+    call_id = _query(event, "call")
+    sid = _one(event.params, "CallSid")
+    # One read: the leg was redirected by its SID, so the row has it (no SID to fill in as call_find would).
+    found = Call.objects.select_related("campaign", "bridged_to")
+    call = found.filter(pk=int(call_id)).first() if call_id and call_id.isdigit() else None
+    if call is None and sid:
+        call = found.filter(sid=sid).first()
     if call is None:
         return twiml.polite_hangup(), False
-    call = Call.objects.select_related("campaign").get(pk=call.pk)
     return _twiml_for(call, states.twiml_for(services.call_view(call))), True
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
@@ -69,15 +69,29 @@ def call_view(call: Call) -> states.CallView:
 # -- locking ----------------------------------------------------------------------------------------
 
 
-def _lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, AgentSession]]:
-    """Lock the sessions the fact may touch, then the call. Caller is inside transaction.atomic()."""
-    peek = Call.objects.only("campaign_id", "bridged_to_id").get(pk=call_id)
+def _lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> tuple[Call, dict[int, AgentSession]]:
+    """Lock the sessions the fact may touch, then the call. Caller is inside transaction.atomic().
+
+    `fast` (a fact that needs no ready agents) locks the call first, saving the unlocked peek: a call with no
+    agent needs nothing else, and its agent's session is then taken with SKIP LOCKED, which never waits against
+    the lock order; if someone holds that session, `_Moved` sends the caller round the ordered path.
+    """
+    calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
     sessions = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent")
+    if fast and not with_ready_agents:
+        call = calls.get(pk=call_id)
+        if call.bridged_to_id is None:
+            return call, {}
+        session = sessions.select_for_update(of=("self",), no_key=True, skip_locked=True).filter(
+            pk=call.bridged_to_id).first()
+        if session is None:
+            raise _Moved
+        return call, {session.pk: session}
+    peek = Call.objects.only("campaign_id", "bridged_to_id").get(pk=call_id)
     wanted = Q(pk=peek.bridged_to_id) if peek.bridged_to_id else Q(pk__in=[])
     if with_ready_agents:
         wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
     locked = {s.pk: s for s in sessions.filter(wanted).order_by("pk")}
-    calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
     call = calls.get(pk=call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
@@ -101,20 +115,23 @@ def _pick_agent(call: Call, locked: dict[int, AgentSession]) -> AgentSession | N
 
 def call_apply(*, call_id: int, fact: states.Fact | Callable[[Call, dict], states.Fact | None],
                webhook: WebhookEvent | None = None, with_ready_agents: bool = False,
-               extra: Callable[[Call], None] | None = None) -> tuple[Call, states.Transition]:
+               extra: Callable[[Call], Iterable[str] | None] | None = None) -> tuple[Call, states.Transition]:
     """Apply one fact to a call in its own transaction. `fact` may be a function of the locked call and
-    sessions (to choose an agent under the locks). `extra` may change fields on the locked call first."""
-    for _attempt in range(5):
+    sessions (to choose an agent under the locks). `extra` may set fields on the locked call first and returns
+    their names (saved with the transition, one UPDATE)."""
+    for attempt in range(5):
         try:
             with transaction.atomic():
-                call, locked = _lock(call_id, with_ready_agents=with_ready_agents)
-                if extra is not None:
-                    extra(call)
+                call, locked = _lock(call_id, with_ready_agents=with_ready_agents, fast=attempt == 0)
+                # `extra` fills blanks on the locked call and names the fields; they are saved with the transition.
+                filled = set(extra(call) or ()) if extra is not None else set()
                 the_fact = fact(call, locked) if callable(fact) else fact
                 if the_fact is None:  # the fact function found nothing to do
+                    if filled:
+                        call.save(update_fields=sorted(filled))
                     return call, states.Transition(state=State(call.state), outcome=Outcome(call.outcome))
                 result = states.transition(call_view(call), the_fact)
-                _persist(call, result, the_fact, locked, webhook)
+                _persist(call, result, the_fact, locked, webhook, filled)
                 return call, result
         except _Moved:
             continue
@@ -122,11 +139,12 @@ def call_apply(*, call_id: int, fact: states.Fact | Callable[[Call, dict], state
 
 
 def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: dict[int, AgentSession],
-             webhook: WebhookEvent | None) -> None:
-    """Write the transition and queue its effects. Caller holds the call lock and the sessions' locks."""
+             webhook: WebhookEvent | None, filled: set[str] = frozenset()) -> None:
+    """Write the transition (and the fields `filled` before it, in the same UPDATE) and queue its effects.
+    Caller holds the call lock and the sessions' locks."""
     now = timezone.now()
     from_state = call.state
-    fields = {"last_event_at"}
+    fields = {"last_event_at", *filled}
     call.last_event_at = now
     if result.answered_by and not call.answered_by:
         call.answered_by = result.answered_by
@@ -197,7 +215,9 @@ def _effect_in_transaction(effect: Effect, call: Call, result: states.Transition
         session_id = result.agent
         after.append(lambda: calls_release_siblings(session_id=session_id))
     elif effect in REST_EFFECTS:
-        transaction.on_commit(lambda: _run_rest_effect(effect, call.pk))
+        # The SID read under the lock is passed on: the request leaves without reading the call again.
+        sid = call.sid
+        transaction.on_commit(lambda: _run_rest_effect(effect, call.pk, sid=sid))
 
 
 def _session_set_state(session: AgentSession, state: str, now: dt.datetime) -> None:
@@ -222,26 +242,28 @@ def _wake_dialer() -> None:
 # -- effects that talk to Twilio (after commit, no locks held) --------------------------------------
 
 
-def _redirect(name: str) -> Callable[[Call], None]:
-    return lambda call: gateway.redirect_call(sid=call.sid, url=webhook_url(name, call=call.pk))
+def _redirect(name: str) -> Callable[[int, str], None]:
+    return lambda call_id, sid: gateway.redirect_call(sid=sid, url=webhook_url(name, call=call_id))
 
 
-REST_EFFECTS: dict[Effect, Callable[[Call], None]] = {
+# Each takes (call id, call SID).
+REST_EFFECTS: dict[Effect, Callable[[int, str], None]] = {
     Effect.REDIRECT_CONFERENCE: _redirect("customer-join-conference"),
     Effect.REDIRECT_VOICEMAIL: _redirect("voicemail"),
     Effect.REDIRECT_SAFE_HARBOR: _redirect("safe-harbor"),
-    Effect.HANGUP: lambda call: gateway.hangup_call(sid=call.sid),
-    Effect.CANCEL: lambda call: gateway.hangup_call(sid=call.sid, ringing_only=True),
+    Effect.HANGUP: lambda call_id, sid: gateway.hangup_call(sid=sid),
+    Effect.CANCEL: lambda call_id, sid: gateway.hangup_call(sid=sid, ringing_only=True),
 }
 
 
-def _run_rest_effect(effect: Effect, call_id: int) -> None:
-    call = Call.objects.select_related("campaign").get(pk=call_id)
-    if not call.sid:
+def _run_rest_effect(effect: Effect, call_id: int, *, sid: str | None = None) -> None:
+    """Send one Twilio request for a call (no locks held). `sid`: the call's SID if the caller knows it."""
+    sid = sid or Call.objects.filter(pk=call_id).values_list("sid", flat=True).first()
+    if not sid:
         # The create is still in flight; call_send_create acts on the state once it has the SID.
         return
     try:
-        REST_EFFECTS[effect](call)
+        REST_EFFECTS[effect](call_id, sid)
     except gateway.CallAlreadyEnded:
         call_apply(call_id=call_id, fact=states.RedirectFailed(already_ended=True))
     except gateway.GatewayError as exc:
@@ -322,10 +344,11 @@ def call_send_create(*, call_id: int) -> None:
         call_apply(call_id=call_id, fact=states.CreateFailed(invalid_number=invalid))
         return
 
-    def remember_sid(locked_call: Call) -> None:
-        if not locked_call.sid:
-            locked_call.sid = info.sid
-            locked_call.save(update_fields=["sid"])
+    def remember_sid(locked_call: Call) -> list[str]:
+        if locked_call.sid:
+            return []
+        locked_call.sid = info.sid
+        return ["sid"]
 
     call, _ = call_apply(call_id=call_id, fact=states.Created(), extra=remember_sid)
     if call.state == State.RELEASING and call.outcome == Outcome.CANCELED:
@@ -339,10 +362,12 @@ def call_send_create(*, call_id: int) -> None:
 def call_find(*, call_id: str | None, sid: str | None) -> Call | None:
     """The call a webhook is about: by our id in the URL, else by SID. The SID is filled in if missing."""
     call = None
+    # Only what finding it needs: the facts re-read the row under its lock anyway.
+    calls = Call.objects.only("id", "sid", "campaign_id", "bridged_to_id")
     if call_id and str(call_id).isdigit():
-        call = Call.objects.filter(pk=int(call_id)).first()
+        call = calls.filter(pk=int(call_id)).first()
     if call is None and sid:
-        call = Call.objects.filter(sid=sid).first()
+        call = calls.filter(sid=sid).first()
     if call is not None and sid and not call.sid:
         # A callback can beat the REST response that carries the SID.
         Call.objects.filter(pk=call.pk, sid__isnull=True).update(sid=sid)
@@ -352,10 +377,11 @@ def call_find(*, call_id: str | None, sid: str | None) -> Call | None:
 
 def call_on_status(*, call: Call, status: str, sequence: int | None, duration_s: int | None,
                    webhook: WebhookEvent | None = None) -> states.Transition:
-    def fill(locked: Call) -> None:
-        if duration_s is not None and locked.duration_s is None:
-            locked.duration_s = duration_s
-            locked.save(update_fields=["duration_s"])
+    def fill(locked: Call) -> list[str]:
+        if duration_s is None or locked.duration_s is not None:
+            return []
+        locked.duration_s = duration_s
+        return ["duration_s"]
 
     _, result = call_apply(call_id=call.pk, fact=states.Status(status=status, sequence=sequence), webhook=webhook,
                            extra=fill)
@@ -365,9 +391,11 @@ def call_on_status(*, call: Call, status: str, sequence: int | None, duration_s:
 def call_on_voice_fetch(*, call: Call, webhook: WebhookEvent | None = None) -> tuple[Call, states.Twiml]:
     """The customer picked up and Twilio asks what to play. Answers by the state after the fact."""
 
-    def mark_fetched(locked: Call) -> None:
+    def mark_fetched(locked: Call) -> list[str]:
+        if locked.twiml_fetched:
+            return []
         locked.twiml_fetched = True
-        locked.save(update_fields=["twiml_fetched"])
+        return ["twiml_fetched"]
 
     def answered(locked: Call, _locked: dict) -> states.Fact:
         return states.TwimlFetched()
@@ -381,10 +409,11 @@ def call_on_amd(*, call: Call, answered_by: str, duration_ms: int | None,
     def verdict(locked: Call, sessions: dict[int, AgentSession]) -> states.Fact:
         return states.AmdVerdict(answered_by=answered_by, agent=_agent_id_if_human(locked, sessions, answered_by))
 
-    def fill(locked: Call) -> None:
-        if duration_ms is not None and locked.amd_duration_ms is None:
-            locked.amd_duration_ms = duration_ms
-            locked.save(update_fields=["amd_duration_ms"])
+    def fill(locked: Call) -> list[str]:
+        if duration_ms is None or locked.amd_duration_ms is not None:
+            return []
+        locked.amd_duration_ms = duration_ms
+        return ["amd_duration_ms"]
 
     _, result = call_apply(call_id=call.pk, fact=verdict, webhook=webhook, with_ready_agents=True, extra=fill)
     return result
@@ -493,10 +522,11 @@ def _spare_ready_agent(campaign: Campaign) -> AgentSession | None:
 
 
 def call_hangup(*, call: Call, outcome: Outcome | None = None, corrected_machine: bool = False) -> states.Transition:
-    def mark(locked: Call) -> None:
-        if corrected_machine and not locked.amd_corrected:
-            locked.amd_corrected = True
-            locked.save(update_fields=["amd_corrected"])
+    def mark(locked: Call) -> list[str]:
+        if not corrected_machine or locked.amd_corrected:
+            return []
+        locked.amd_corrected = True
+        return ["amd_corrected"]
 
     _, result = call_apply(call_id=call.pk, fact=states.Hangup(outcome=outcome), extra=mark)
     return result
