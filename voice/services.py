@@ -415,7 +415,10 @@ def call_on_amd(*, call: Call, answered_by: str, duration_ms: int | None,
         locked.amd_duration_ms = duration_ms
         return ["amd_duration_ms"]
 
-    _, result = call_apply(call_id=call.pk, fact=verdict, webhook=webhook, with_ready_agents=True, extra=fill)
+    # Only a verdict that may go to an agent locks the campaign's ready agents: machines and fax (most verdicts)
+    # must not queue behind every routing of the campaign for locks they do not need.
+    maybe_human = not states.is_machine(answered_by, unknown_policy="connect")  # the policy is read under the lock
+    _, result = call_apply(call_id=call.pk, fact=verdict, webhook=webhook, with_ready_agents=maybe_human, extra=fill)
     return result
 
 
