@@ -182,10 +182,10 @@ def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, s
     return server, base
 
 
-def stop_server(server: subprocess.Popen) -> None:
+def stop_server(server: subprocess.Popen, grace_s: float = 20.0) -> None:
     try:
         os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
+        server.wait(timeout=grace_s)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         try:
             os.killpg(server.pid, signal.SIGKILL)
@@ -472,8 +472,6 @@ def main() -> None:
     open_requests = sum(rate * args.seconds for rate in args.rates) + 60
     saturation_requests = 2 * 1500 * args.saturation_seconds  # generous: 1,500 req/s each, signed and forged
     calls_needed = int(open_requests / 3 + saturation_requests / 4) + 100
-    # `timeout` or Ctrl-C: still stop the server and drop the database.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     floor = setup_database(args, calls_needed)
     from tests.twilio_fake import FakeTwilio
 
@@ -482,6 +480,13 @@ def main() -> None:
     stop = threading.Event()
     try:
         server, base = start_server(args, floor, fake.base_url)
+
+        def terminated(*_args) -> None:
+            # `timeout` or kill: the server (its own process group) must not outlive the run.
+            stop_server(server, grace_s=0)
+            raise SystemExit(143)
+
+        signal.signal(signal.SIGTERM, terminated)
         agents = threading.Thread(target=agents_dispose, args=(floor, stop), daemon=True)
         agents.start()
         print(f"web command: {shlex.quote(web_command(args))}  (WEB_CONCURRENCY={args.workers or 'default'}, "
