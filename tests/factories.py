@@ -28,6 +28,8 @@ def make_user(*, username: str | None = None, manager: bool = False, **fields):
 def make_campaign(*, agents=(), codes: bool = True, **fields) -> Campaign:
     fields.setdefault("name", f"Campaign {next(_seq)}")
     fields.setdefault("status", Campaign.Status.RUNNING)
+    fields.setdefault("seller_name", "Acme Test Sales")
+    fields.setdefault("opt_out_number", "+12025550100")
     fields.setdefault("window_days", [1, 2, 3, 4, 5, 6, 7])
     campaign = Campaign.objects.create(**fields)
     if agents:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import IntegrityError, transaction
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
-from campaigns import services as campaign_services
-from voice import services, states, twiml
+from voice import floor, services, states, twiml
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -62,11 +62,11 @@ def dedupe_key(kind: str, params: dict, headers: dict) -> str | None:
     return f"{kind}:{token}" if token else None
 
 
-def _raw_row(*, kind: str, path: str, params: dict, headers: dict) -> WebhookEvent:
+def _raw_row(*, kind: str, route: str, path: str, params: dict, headers: dict) -> WebhookEvent:
     kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
     return WebhookEvent(
-        kind=kind, path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params, headers=kept,
-        signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
+        kind=kind, route=route[:40], path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params,
+        headers=kept, signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
     )
 
 
@@ -80,9 +80,10 @@ def _store_duplicate(row: WebhookEvent) -> WebhookEvent:
     return row
 
 
-def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
-    """Store the raw webhook before anything else. Returns (row, is_duplicate)."""
-    row = _raw_row(kind=kind, path=path, params=params, headers=headers)
+def webhook_record(*, kind: str, route: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
+    """Store the raw webhook before anything else; `route` is the URL name it arrived on (it picks the handler).
+    Returns (row, is_duplicate)."""
+    row = _raw_row(kind=kind, route=route, path=path, params=params, headers=headers)
     try:
         with transaction.atomic():
             row.save()
@@ -99,7 +100,7 @@ class Received:
     malformed: str = ""  # why a signed webhook was refused (answered 400 / polite TwiML)
 
 
-def webhook_receive(*, kind: str, path: str, params: dict, headers: dict) -> Received:
+def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: dict) -> Received:
     """The request path: store the raw row, apply it and record the outcome in ONE transaction (one commit).
 
     The raw row is the transaction's first write, so everything the webhook changed commits with it or not at
@@ -108,7 +109,7 @@ def webhook_receive(*, kind: str, path: str, params: dict, headers: dict) -> Rec
     A duplicate is detected by the raw row's unique key before anything else ran. Effects (Twilio requests,
     realtime events) run after the commit, as always.
     """
-    row = _raw_row(kind=kind, path=path, params=params, headers=headers)
+    row = _raw_row(kind=kind, route=route, path=path, params=params, headers=headers)
     voice = kind in VOICE_KINDS
     stored = False
     try:
@@ -198,8 +199,14 @@ def _finish(event: WebhookEvent, status: str, error: str) -> None:
     event.save(update_fields=["status", "error", "processed_at", "attempts"])
 
 
-def _route(event: WebhookEvent) -> str:
-    return urlsplit(event.path).path.rstrip("/").rsplit("/", 1)[-1]
+def _route(event: WebhookEvent) -> str | None:
+    """The URL name the row arrived on; rows stored before it was kept are resolved from their path."""
+    if event.route:
+        return event.route
+    try:
+        return resolve(urlsplit(event.path).path).url_name
+    except Resolver404:
+        return None
 
 
 def _query(event: WebhookEvent, name: str) -> str | None:
@@ -249,7 +256,7 @@ def _twiml_for(call: Call, kind: states.Twiml) -> str:
     if kind is states.Twiml.VOICEMAIL:
         return twiml.message_then_hangup(text=campaign.voicemail_text, audio_url=campaign.voicemail_audio_url)
     if kind is states.Twiml.SAFE_HARBOR:
-        return twiml.message_then_hangup(text=campaign.safe_harbor_text, audio_url=campaign.safe_harbor_audio_url)
+        return twiml.message_then_hangup(text=campaign.safe_harbor_message, audio_url=campaign.safe_harbor_audio_url)
     if call.state == states.State.ENDED:
         return twiml.polite_hangup()
     return twiml.hangup()
@@ -290,7 +297,7 @@ def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
+    floor.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
     return None, True
 
 
@@ -300,7 +307,7 @@ def _on_agent_dial(event: WebhookEvent) -> tuple[str, bool]:
     identity = _one(event.params, "From").removeprefix("client:")
     if not session_id.isdigit():
         return twiml.polite_hangup(), False
-    session = campaign_services.agent_leg_dialed(
+    session = floor.agent_leg_dialed(
         session_id=int(session_id), identity=identity, call_sid=_one(event.params, "CallSid"),
     )
     if session is None:
@@ -314,7 +321,7 @@ def _on_agent_status(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session") or _one(event.params, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
+    floor.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
                                         in_room=False)
     return None, True
 

@@ -101,7 +101,8 @@ def twilio_webhook(kind: str):
 
 
 def _handle(request: HttpRequest, kind: str) -> HttpResponse:
-    received = inbox.webhook_receive(kind=kind, path=request.get_full_path(), params=_params(request),
+    received = inbox.webhook_receive(kind=kind, route=request.resolver_match.url_name,
+                                     path=request.get_full_path(), params=_params(request),
                                      headers=dict(request.headers))
     if kind in VOICE_KINDS:
         return _twiml_response(received.answer or twiml.polite_hangup())
