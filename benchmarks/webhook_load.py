@@ -293,8 +293,8 @@ def agents_dispose(floor: Floor, stop: threading.Event) -> None:
     """Agents write a disposition once their talk has ended (auto-ready puts them back in the pool)."""
     from django.db import close_old_connections
 
-    from campaigns import services
     from campaigns.models import AgentSession
+    from voice import floor as services
 
     while not stop.is_set():
         close_old_connections()
