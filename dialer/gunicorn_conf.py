@@ -1,8 +1,8 @@
 """Gunicorn settings for the Procfile's `web:` process: several ASGI (uvicorn) workers behind one port.
 
-Why several processes: Django runs every sync view of an ASGI process on one thread, so one process serves
-one webhook at a time whatever the cores. Each worker is a whole copy of the app (HTTP and WebSockets); with
-more than one, events cross processes through Redis, so production sets REDIS_URL.
+Why several processes: one Python process computes on one core at a time (the GIL). Each worker is a whole copy
+of the app (HTTP and WebSockets); with more than one, events cross processes through Redis, so production sets
+REDIS_URL. Inside a worker, dialer/limits.py bounds the requests running in Django at once.
 
 Every knob comes from the environment (the names are the ones platforms already set):
 - the address comes from the Procfile (`--bind 0.0.0.0:$PORT`);
