@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "dialer_bench"
+# BENCH_DATABASE (or BENCH_DB) lets two people benchmark on one server without dropping each other's database.
+BENCH_DB = os.environ.get("BENCH_DATABASE") or os.environ.get("BENCH_DB", "dialer_bench")
 
 
 @contextmanager

@@ -4,9 +4,11 @@ Start the demo first (`make demo`, or `python manage.py demo`), then:
 
     .venv/bin/python benchmarks/demo_agent.py [--app http://127.0.0.1:8000] [--timeout 60]
 
-It logs in as the demo agent, joins the demo campaign, puts the agent's softphone leg in the room the way
-the console does in sandbox mode (POST /sandbox/agent-legs), goes ready, and prints each change of the
-agent's lines until one is connected to a human. Exit code 0 when that happened within the timeout.
+It logs in as the demo agent, opens the console's live socket and pings it as the console does (an agent
+without a connected console is paused: voice.presence), joins the demo campaign, puts the agent's softphone
+leg in the room the way the console does in sandbox mode (POST /sandbox/agent-legs), goes ready, and prints
+each change of the agent's lines until one is connected to a human. Exit code 0 when that happened within the
+timeout.
 
 With `--work SECONDS` the agent keeps working that long instead (every talk gets a disposition, so the agent goes
 back to ready) and prints the campaign's figures at the end: people reached, conversations, abandoned and the
@@ -19,9 +21,11 @@ abandonment rate, and conversations per hour (of wall time, and of simulated tim
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.cookiejar
 import json
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -54,6 +58,26 @@ class Browser:
             return json.loads(response.read() or b"{}")
 
 
+def keep_console_open(app: str, campaign_id: int, jar: http.cookiejar.CookieJar) -> None:
+    """The console's socket and its presence pings, on a thread of their own for the life of the script."""
+    import aiohttp
+
+    async def run() -> None:
+        url = app.replace("http", "ws", 1) + f"/ws/campaigns/{campaign_id}/"
+        headers = {"Cookie": "; ".join(f"{c.name}={c.value}" for c in jar), "Origin": app}
+        async with aiohttp.ClientSession() as client, client.ws_connect(url, headers=headers) as ws:
+            while True:
+                await ws.send_str("ping")
+                deadline = time.monotonic() + 4
+                while (left := deadline - time.monotonic()) > 0:
+                    try:
+                        await ws.receive(timeout=left)
+                    except TimeoutError:
+                        break
+
+    threading.Thread(target=lambda: asyncio.run(run()), daemon=True).start()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app", default="http://127.0.0.1:8000")
@@ -68,6 +92,7 @@ def main() -> int:
     browser.get("/accounts/login/")
     browser.post_form("/accounts/login/", {"username": "agent", "password": "agent-demo-pass"})
     campaign_id = args.campaign or 1
+    keep_console_open(args.app, campaign_id, browser.jar)
     start = time.monotonic()
     joined = browser.api(f"/api/campaign/{campaign_id}/join", {})
     session, softphone = joined["session"], joined["softphone"]

@@ -65,7 +65,7 @@ def count_per_campaign(model, condition: Q | None = None) -> Coalesce:
 class DispositionCodeInline(admin.TabularInline):
     model = DispositionCode
     extra = 0
-    fields = ("order", "label", "code", "hotkey", "is_conversation", "closes_contact", "adds_to_dnc",
+    fields = ("order", "label", "code", "hotkey", "is_conversation", "is_positive", "closes_contact", "adds_to_dnc",
               "schedules_callback")
     prepopulated_fields = {"code": ("label",)}
     verbose_name = "disposition"
@@ -104,6 +104,9 @@ class CampaignAdmin(admin.ModelAdmin):
                                    ("abandon_cap_opt_out", "abandon_cap_opt_out_by", "abandon_cap_opt_out_at"),
                                    "safe_harbor_text", "safe_harbor_audio_url", ("window_start", "window_end"),
                                    "window_days")}),
+        ("Recording", {"fields": ("record_calls", "announce_recording", "recording_announcement"),
+                       "description": "Recordings are kept for RECORDING_RETENTION_DAYS, then purged here and at "
+                                      "Twilio."}),
         ("Retries", {"fields": ("max_attempts", "retry_no_answer_min", "retry_busy_min", "retry_machine_min",
                                 "retry_abandoned_min", "retry_failed_min", "callbacks_to_same_agent")}),
         ("Team", {"fields": ("agents",)}),

@@ -40,7 +40,7 @@ def demo_seed(*, contacts: int = 300) -> Campaign:
     if campaign is None:
         campaign = Campaign.objects.create(
             name=DEMO_CAMPAIGN, status=Campaign.Status.RUNNING, dial_mode=Campaign.DialMode.PARALLEL,
-            lines_per_agent=3, window_days=[1, 2, 3, 4, 5, 6, 7], voicemail_drop=True,
+            lines_per_agent=3, window_days=[1, 2, 3, 4, 5, 6, 7], voicemail_drop=True, record_calls=True,
             voicemail_text="Hi, this is the Dialer demo team. Sorry we missed you; we will try again soon.",
             # A fictitious seller: the safe-harbor message names it and its opt-out number.
             seller_name="Northwind Demo Traders", opt_out_number="+12025550143",

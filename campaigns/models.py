@@ -125,6 +125,22 @@ class Campaign(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
     )
     abandon_cap_opt_out_at = models.DateTimeField(null=True, blank=True, editable=False)
+    class AnnounceRecording(models.TextChoices):
+        NEVER = "never", "Never"
+        TWO_PARTY = "two_party", "Only to contacts in two-party-consent states"
+        ALWAYS = "always", "To every contact"
+
+    record_calls = models.BooleanField(
+        default=False, help_text="Record every talk, from the moment the contact joins the agent."
+    )
+    announce_recording = models.CharField(
+        max_length=10, choices=AnnounceRecording.choices, default=AnnounceRecording.TWO_PARTY,
+        help_text="Play the announcement below before the contact is put through (recorded campaigns only).",
+    )
+    recording_announcement = models.CharField(
+        max_length=300, blank=True, default="This call is recorded for quality and training purposes.",
+        help_text="What the contact hears first when the campaign records and announces.",
+    )
 
     auto_ready = models.BooleanField(default=True, help_text="Agents go back to ready after a disposition.")
     callbacks_to_same_agent = models.BooleanField(default=True)
@@ -149,6 +165,14 @@ class Campaign(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        # Checked by every ModelForm (admin and the JSON API): a required announcement must have words.
+        from django.core.exceptions import ValidationError
+
+        announces = self.record_calls and self.announce_recording != self.AnnounceRecording.NEVER
+        if announces and not self.recording_announcement.strip():
+            raise ValidationError({"recording_announcement": "Recorded calls that announce need the words to say."})
 
     @property
     def effective_caller_id(self) -> str:
@@ -243,6 +267,7 @@ class DispositionCode(models.Model):
     label = models.CharField(max_length=64)
     hotkey = models.CharField(max_length=1, blank=True, help_text="Keyboard shortcut in the agent console.")
     is_conversation = models.BooleanField(default=True, help_text="Counts as a conversation in reports.")
+    is_positive = models.BooleanField(default=False, help_text="A success (interest, meeting): the reports' funnel.")
     closes_contact = models.BooleanField(default=True, help_text="The contact is not dialed again.")
     adds_to_dnc = models.BooleanField(default=False, help_text="The number goes on the do-not-call list.")
     schedules_callback = models.BooleanField(default=False, help_text="Asks the agent for a callback time.")
@@ -309,6 +334,23 @@ class Disposition(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The report rollups find the dispositions written since they were last brought up to date.
+        indexes = [models.Index(fields=["created_at"], name="disposition_created_idx")]
 
     def __str__(self) -> str:
         return f"{self.code} by {self.agent}"
+
+
+class AgentStateChange(models.Model):
+    """Append-only: an agent session entered `state` at `at`. Reports add up talk, wrap, wait and idle time from
+    these spans (the session row only knows its current state)."""
+
+    session = models.ForeignKey(AgentSession, on_delete=models.CASCADE, related_name="state_changes")
+    state = models.CharField(max_length=10, choices=AgentSession.State.choices)
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "at"], name="agent_state_change_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.state} at {self.at}"

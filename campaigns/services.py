@@ -45,7 +45,7 @@ def access_campaign(user, campaign_id: int) -> Campaign:
 # -- creating a campaign from the API ---------------------------------------------------------------------
 
 DEFAULT_CODES = (
-    ("interested", "Interested", "1", {}),
+    ("interested", "Interested", "1", {"is_positive": True}),
     ("not-interested", "Not interested", "2", {}),
     ("callback", "Call back later", "3", {"closes_contact": False, "schedules_callback": True}),
     ("wrong-number", "Wrong number", "4", {"is_conversation": False}),
@@ -108,7 +108,8 @@ API_CAMPAIGN_FIELDS = (
     "amd_timeout_s", "amd_unknown_policy", "voicemail_drop", "voicemail_audio_url", "voicemail_text",
     "safe_harbor_text", "hold_audio_url", "max_hold_s", "max_abandon_rate", "window_start", "window_end",
     "max_attempts", "retry_no_answer_min", "retry_busy_min", "retry_machine_min", "retry_abandoned_min",
-    "auto_ready", "seller_name", "opt_out_number", "abandon_cap_opt_out",
+    "auto_ready", "seller_name", "opt_out_number", "abandon_cap_opt_out", "record_calls", "announce_recording",
+    "recording_announcement",
 )
 SELLER_FIELDS = ("seller_name", "opt_out_number")
 

@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -37,6 +38,7 @@ INSTALLED_APPS = [
     "channels",
     "campaigns",
     "voice",
+    "voice.reports",
     "realtime",
 ]
 
@@ -134,6 +136,11 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 _VOICE_SDK_DIST = BASE_DIR / "node_modules" / "@twilio" / "voice-sdk" / "dist"
 if _VOICE_SDK_DIST.is_dir():
     STATICFILES_DIRS.append(("twilio-voice-sdk", _VOICE_SDK_DIST))
+# Chart.js (npm, UMD build) draws the reports' charts as static/chartjs/chart.umd.min.js; without it the reports
+# still show every figure in the tables under the charts.
+_CHARTJS_DIST = BASE_DIR / "node_modules" / "chart.js" / "dist"
+if _CHARTJS_DIST.is_dir():
+    STATICFILES_DIRS.append(("chartjs", _CHARTJS_DIST))
 STATIC_ROOT = BASE_DIR / "staticfiles"
 # Serve straight from the source folders unless collectstatic ran: the demo needs no build step.
 WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
@@ -169,8 +176,28 @@ TWILIO_SANDBOX = env.bool("TWILIO_SANDBOX", default=not TWILIO_API_BASE_URL.star
 
 # Seconds of silence past a call's ring timeout before the reconciler asks Twilio what happened.
 RECONCILE_MARGIN_S = env.int("RECONCILE_MARGIN_S", default=60)
+# How often every dialer worker runs the reconciler (it also runs once when a worker or the demo starts).
+RECONCILE_EVERY_S = env.float("RECONCILE_EVERY_S", default=15.0)
+# Seconds a call may sit in bridging or voicemail with no news before the reconciler re-sends its redirect.
+RECONCILE_STUCK_S = env.float("RECONCILE_STUCK_S", default=8.0)
+# The outbox (voice.outbox): Twilio side effects run after commit on this many threads per process, off the
+# request thread. "inline" runs them on the committing thread instead (the tests, for determinism).
+OUTBOX_THREADS = env.int("OUTBOX_THREADS", default=4)
+OUTBOX_INLINE = env.bool("OUTBOX_INLINE", default=False)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
+# Presence (voice.presence): a console that has not pinged for this long is gone and its agent is paused.
+PRESENCE_TIMEOUT_S = env.float("PRESENCE_TIMEOUT_S", default=12.0)
+# Whether an agent needs a connected console to receive customers (off only for API-driven agents and tests).
+PRESENCE_REQUIRE_CONSOLE = env.bool("PRESENCE_REQUIRE_CONSOLE", default=True)
 # Region used to read numbers written without a country code (CSV import, API).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
+# Call recordings older than this are deleted, here and at Twilio, by `purge_recordings`.
+RECORDING_RETENTION_DAYS = env.int("RECORDING_RETENTION_DAYS", default=90)
+# What an agent's console says when a manager supervises their talk: "all" (listen, whisper and barge),
+# "audible" (only whisper and barge, when the agent can hear the manager) or "off".
+SUPERVISION_NOTICE = env.str("SUPERVISION_NOTICE", default="all")
+if SUPERVISION_NOTICE not in ("all", "audible", "off"):
+    raise ImproperlyConfigured("SUPERVISION_NOTICE must be all, audible or off")
 
 LOGGING = {
     "version": 1,

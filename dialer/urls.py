@@ -9,6 +9,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/voice/", include("voice.urls")),
     path("api/", include("voice.api_urls")),
+    path("api/", include("voice.presence_urls")),
+    path("", include("voice.page_urls")),
     path("", include("voice.console_urls")),
+    path("", include("voice.reports.urls")),
     path("", include("campaigns.urls")),
 ]

@@ -1,7 +1,8 @@
 """WebSocket consumers: authenticate, authorise, subscribe, send a snapshot, then push events. Nothing else.
 
 The socket only pushes. Actions go through the HTTP JSON API. A client may send two texts, both reads:
-`ping` (answered `{"type": "pong"}`) so a page can tell a dead connection from a quiet one, and `snapshot`
+`ping` (answered `{"type": "pong"}`) so a page can tell a dead connection from a quiet one (the agent console
+pings every few seconds: it is also the console's presence heartbeat, voice.presence), and `snapshot`
 (answered with a fresh snapshot, at most one per SNAPSHOT_MIN_INTERVAL_S) so a page that stays open for hours
 corrects itself even if an overloaded channel layer dropped an event.
 
@@ -22,10 +23,12 @@ import time
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.contrib.auth import get_user_model
 
 from realtime import events
-from realtime.groups import agent_group, campaign_group, wallboard_group
+from realtime.groups import agent_group, campaign_group, user_group, wallboard_group
 from voice import live as selectors
+from voice import presence
 
 CLOSE_NOT_SIGNED_IN = 4401
 CLOSE_NOT_ALLOWED = 4403
@@ -49,10 +52,11 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             await self._refuse(CLOSE_NOT_ALLOWED)
             return
         self.watcher = access
-        self.subscribed = self.groups_for(access)
+        self.subscribed = (*self.groups_for(access), user_group(user.pk))
         for group in self.subscribed:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        await self.opened()
         await self.send_snapshot()
 
     async def send_snapshot(self) -> None:
@@ -68,6 +72,8 @@ class _LiveConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         for group in self.subscribed:
             await self.channel_layer.group_discard(group, self.channel_name)
+        if self.watcher is not None:
+            await self.closed()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data == "ping":
@@ -75,6 +81,7 @@ class _LiveConsumer(AsyncWebsocketConsumer):
             for group in self.subscribed:
                 await self.channel_layer.group_add(group, self.channel_name)
             await self.send(text_data='{"type": "pong"}')
+            await self.pinged()
         elif text_data == "snapshot" and self.watcher is not None and self.may_snapshot():
             await self.send_snapshot()
 
@@ -83,6 +90,30 @@ class _LiveConsumer(AsyncWebsocketConsumer):
 
     async def event_push(self, message: dict) -> None:
         await self.send(text_data=message["text"])
+
+    async def access_check(self, message: dict) -> None:
+        """The user was removed from a campaign or deactivated: a socket that may no longer watch closes."""
+        user = self.scope.get("user")
+        if user is None or self.watcher is None:
+            return
+        access = await database_sync_to_async(self._access_now)(user.pk, self.watcher.campaign_id)
+        if access is None:
+            await self.close(code=CLOSE_NOT_ALLOWED)
+
+    def _access_now(self, user_id: int, campaign_id: int) -> selectors.Access | None:
+        fresh = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+        return self.access(user=fresh, campaign_id=campaign_id) if fresh is not None else None
+
+    # -- presence hooks (the agent console records its socket; other pages do nothing) ------------------------
+
+    async def opened(self) -> None:
+        pass
+
+    async def pinged(self) -> None:
+        pass
+
+    async def closed(self) -> None:
+        pass
 
     # -- per page ------------------------------------------------------------------------------------------
 
@@ -108,6 +139,16 @@ class ConsoleConsumer(_LiveConsumer):
 
     def snapshot(self, access: selectors.Access) -> dict:
         return selectors.console_snapshot(campaign_id=access.campaign_id, session_id=access.session_id)
+
+    async def opened(self) -> None:
+        await database_sync_to_async(presence.console_connected)(
+            user_id=self.scope["user"].pk, campaign_id=self.watcher.campaign_id, channel_name=self.channel_name)
+
+    async def pinged(self) -> None:
+        await database_sync_to_async(presence.console_seen)(channel_name=self.channel_name)
+
+    async def closed(self) -> None:
+        await database_sync_to_async(presence.console_disconnected)(channel_name=self.channel_name)
 
 
 class WallboardConsumer(_LiveConsumer):

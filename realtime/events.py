@@ -21,12 +21,13 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from realtime.groups import agent_group, campaign_group, wallboard_group
+from realtime.groups import agent_group, campaign_group, user_group, wallboard_group
 
 log = logging.getLogger(__name__)
 
 # The channel-layer message type; consumers handle it in `event_push`.
 PUSH = "event.push"
+ACCESS_CHECK = "access.check"  # a channel-layer message to the consumers, never sent to a browser
 
 
 def _iso(value) -> str | None:
@@ -67,14 +68,7 @@ def _send(groups: tuple[str, ...], event: dict) -> None:
     event["sent_at"] = round(time.time() * 1000, 1)
     # Serialised once here, not once per connected page.
     message = {"type": PUSH, "text": json.dumps(event, cls=DjangoJSONEncoder)}
-    loop = _server_loop
-    try:
-        if loop is not None and loop.is_running() and loop is not _running_loop():
-            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop).result(SEND_TIMEOUT_S)
-        else:
-            async_to_sync(_group_send_all)(layer, groups, message)
-    except Exception:
-        log.exception("publish of %s %s failed", event.get("type"), event.get("id"))
+    _send_raw(groups, message)
 
 
 def publish(event: dict, *, campaign_id: int, groups: tuple[str, ...] | None = None) -> None:
@@ -174,3 +168,57 @@ def publish_campaign(campaign) -> None:
 def publish_dialing(campaign_id: int, held: dict | None) -> None:
     """Why nothing is being dialed (or that dialing goes on again): every console and wallboard of the campaign."""
     publish(dialing_event(campaign_id, held), campaign_id=campaign_id)
+def recording_event(recording, call) -> dict:
+    """Never carries Twilio's media URL: browsers play recordings through our own page."""
+    return {"type": "recording", "id": recording.pk, "version": _stamp(), "campaign": call.campaign_id,
+            "call": call.pk, "status": recording.status, "duration_s": recording.duration_s}
+
+
+def supervision_event(supervision, call, notice: str) -> dict:
+    return {"type": "supervision", "id": supervision.pk, "version": supervision.version,
+            "campaign": call.campaign_id, "call": call.pk, "session": call.bridged_to_id,
+            "manager": supervision.manager_id,
+            "manager_name": supervision.manager.get_full_name() or supervision.manager.get_username(),
+            "mode": supervision.mode, "active": supervision.ended_at is None,
+            "joined": supervision.joined_at is not None, "notice": notice}
+
+
+def _stamp() -> int:
+    # For rows without a version column: microseconds, which order one row's events well enough.
+    return int(time.time() * 1_000_000)
+
+
+def publish_recording(recording, call) -> None:
+    """A talk's recording started, paused, resumed, completed or was deleted: the agent's console and wallboard."""
+    groups = (wallboard_group(call.campaign_id),) + ((agent_group(call.bridged_to_id),) if call.bridged_to_id else ())
+    publish(recording_event(recording, call), campaign_id=call.campaign_id, groups=groups)
+
+
+def publish_supervision(supervision, call, *, notice: str | None) -> None:
+    """A manager started, changed or ended supervising a talk: the wallboards, and the agent's console with the
+    notice the settings allow (None: the agent is not told at all)."""
+    publish(supervision_event(supervision, call, ""), campaign_id=call.campaign_id,
+            groups=(wallboard_group(call.campaign_id),))
+    if call.bridged_to_id and notice is not None:
+        publish(supervision_event(supervision, call, notice), campaign_id=call.campaign_id,
+                groups=(agent_group(call.bridged_to_id),))
+
+
+def access_revoked(*, user_id: int) -> None:
+    """Tell every open socket of the user to check its access again (after commit); those that may no longer
+    watch close themselves (voice.presence: removed from a campaign, deactivated)."""
+    transaction.on_commit(lambda: _send_raw((user_group(user_id),), {"type": ACCESS_CHECK}))
+
+
+def _send_raw(groups: tuple[str, ...], message: dict) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    loop = _server_loop
+    try:
+        if loop is not None and loop.is_running() and loop is not _running_loop():
+            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop).result(SEND_TIMEOUT_S)
+        else:
+            async_to_sync(_group_send_all)(layer, groups, message)
+    except Exception:
+        log.exception("sending %s to %s failed", message.get("type"), groups)

@@ -36,7 +36,7 @@ def make_campaign(*, agents=(), codes: bool = True, **fields) -> Campaign:
         campaign.agents.add(*agents)
     if codes:
         DispositionCode.objects.bulk_create([
-            DispositionCode(campaign=campaign, code="interested", label="Interested", hotkey="1"),
+            DispositionCode(campaign=campaign, code="interested", label="Interested", hotkey="1", is_positive=True),
             DispositionCode(campaign=campaign, code="not-interested", label="Not interested", hotkey="2"),
             DispositionCode(campaign=campaign, code="callback", label="Call back", hotkey="3",
                             closes_contact=False, schedules_callback=True),
@@ -59,3 +59,37 @@ def make_session(*, campaign: Campaign, agent=None, state: str = AgentSession.St
         agent=agent, campaign=campaign, state=state, in_room=in_room,
         conference_room=AgentSession.new_room_name(), **fields,
     )
+
+
+def make_call(*, campaign: Campaign, contact: Contact, at, outcome: str, answered_by: str = "",
+              dialed_for: AgentSession | None = None, bridged_to: AgentSession | None = None, ring_s: float = 5,
+              amd_ms: int | None = None, talk_s: float | None = None, amd_corrected: bool = False,
+              code: str | None = None, notes: str = "", agent=None):
+    """An ended call placed at `at` with consistent timestamps: rang `ring_s`, answered if it has an AMD verdict
+    or a person outcome, talked `talk_s` when connected; a disposition by `agent` when `code` is given."""
+    import datetime as dt
+
+    from campaigns.models import Disposition
+    from voice.models import Call
+
+    second = dt.timedelta(seconds=1)
+    answered = bool(answered_by) or outcome in ("talked", "abandoned", "hung_up_on_hold")
+    answered_at = at + second + ring_s * second if answered else None
+    amd_at = answered_at + (amd_ms or 0) / 1000 * second if answered_at and amd_ms is not None else None
+    connected_at = (amd_at or answered_at) + second if talk_s is not None else None
+    ended_at = (connected_at + talk_s * second if connected_at else
+                (amd_at or answered_at or at + second + ring_s * second) + 2 * second)
+    call = Call.objects.create(
+        campaign=campaign, contact=contact, state="ended", outcome=outcome, answered_by=answered_by,
+        dialed_for=dialed_for, bridged_to=bridged_to, amd_duration_ms=amd_ms, amd_corrected=amd_corrected,
+        sid=f"CA{next(_seq):032d}")
+    Call.objects.filter(pk=call.pk).update(
+        created_at=at, dialed_at=at, ringing_at=at + second, answered_at=answered_at, amd_at=amd_at,
+        bridged_at=connected_at, connected_at=connected_at, ended_at=ended_at, last_event_at=ended_at,
+        duration_s=round((ended_at - (answered_at or ended_at)).total_seconds()))
+    call.refresh_from_db()
+    if code:
+        disposition = Disposition.objects.create(call=call, contact=contact, agent=agent or bridged_to.agent,
+                                                 code=campaign.disposition_codes.get(code=code), notes=notes)
+        Disposition.objects.filter(pk=disposition.pk).update(created_at=ended_at + 30 * second)
+    return call

@@ -9,3 +9,8 @@ os.environ.setdefault("DATABASE_POOL_MAX", "30")
 from dialer.settings import *  # noqa: F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+# Twilio effects run on the committing thread so a test sees them once the webhook answered; the thread pool
+# is tested on its own (tests/voice/test_outbox.py).
+OUTBOX_INLINE = True
+# Service tests drive agents without a browser; the presence tests turn this on.
+PRESENCE_REQUIRE_CONSOLE = False

@@ -7,12 +7,14 @@ emulator with call play-out is the sandbox (voice/sandbox); this fake only answe
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -35,6 +37,13 @@ class FakeTwilio:
         self.fail_updates: set[str] = set()  # SIDs whose redirects into a conference fail with a 500
         self.invalid_numbers: set[str] = set()
         self.statuses: dict[str, str] = {}
+        self.forgotten: set[str] = set()  # SIDs answered with 404 (a carrier that lost the call)
+        self.answered_by: dict[str, str] = {}
+        self.to: dict[str, str] = {}  # SID -> number, for listing by To
+        # Creates to these numbers are placed but the connection is dropped before the answer (ambiguous).
+        self.drop_create_answer: set[str] = set()
+        self.fail_creates_with: int | None = None  # an HTTP status every create answers with (e.g. 500)
+        self.too_many_updates = 0  # the next this many updates answer 429 (Twilio's rate limit)
         self.lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -90,11 +99,24 @@ class FakeTwilio:
                     to = form.get("To", [""])[0]
                     if to in fake.invalid_numbers:
                         return self._error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+                    if fake.fail_creates_with:
+                        return self._error(fake.fail_creates_with, 20500, "Internal Server Error")
                     sid = "CA" + uuid.uuid4().hex
                     fake.statuses[sid] = "queued"
+                    fake.to[sid] = to
+                    if to in fake.drop_create_answer:
+                        self.close_connection = True
+                        self.connection.shutdown(2)  # placed, but the client never hears so
+                        return None
                     return self._send(201, _call_json(match["account"], sid, "queued", to))
                 if match := CALL.match(self.path):
                     sid = match["sid"]
+                    if sid in fake.forgotten:
+                        return self._error(404, 20404, f"The requested resource {self.path} was not found")
+                    with fake.lock:
+                        limited, fake.too_many_updates = fake.too_many_updates > 0, max(0, fake.too_many_updates - 1)
+                    if limited:
+                        return self._error(429, 20429, "Too Many Requests")
                     if sid in fake.ended:
                         return self._error(400, 21220, "Call is not in-progress. Cannot redirect.")
                     if sid in fake.fail_updates and "customer-join-conference" in form.get("Url", [""])[0]:
@@ -108,17 +130,30 @@ class FakeTwilio:
             def do_GET(self) -> None:
                 with fake.lock:
                     fake.requests.append(Request("GET", self.path, {}))
-                if match := CALL.match(self.path):
+                path, _, query = self.path.partition("?")
+                if match := CALL.match(path):
                     sid = match["sid"]
-                    return self._send(200, _call_json(match["account"], sid, fake.statuses.get(sid, "completed")))
+                    if sid in fake.forgotten:
+                        return self._error(404, 20404, f"The requested resource {path} was not found")
+                    body = _call_json(match["account"], sid, fake.statuses.get(sid, "completed"), fake.to.get(sid))
+                    body["answered_by"] = fake.answered_by.get(sid)
+                    return self._send(200, body)
+                if match := CALLS.match(path):
+                    to = parse_qs(query).get("To", [""])[0]
+                    sids = [sid for sid, number in reversed(list(fake.to.items())) if number == to]
+                    calls = [_call_json(match["account"], sid, fake.statuses.get(sid, "queued"), to) for sid in sids]
+                    return self._send(200, {"calls": calls, "page": 0, "page_size": 50, "start": 0, "end": len(calls),
+                                            "first_page_uri": path, "next_page_uri": None, "previous_page_uri": None,
+                                            "uri": self.path})
                 return self._error(404, 20404, "not found")
 
         return Handler
 
 
-def _call_json(account: str, sid: str, status: str, to: str = "+12025550100") -> dict:
+def _call_json(account: str, sid: str, status: str, to: str | None = "+12025550100") -> dict:
     return {
         "sid": sid, "account_sid": account, "status": status, "to": to, "from": "+12025550199",
         "direction": "outbound-api", "answered_by": None, "duration": None, "api_version": "2010-04-01",
-        "date_created": "Mon, 23 Nov 2026 12:00:00 +0000", "uri": f"/2010-04-01/Accounts/{account}/Calls/{sid}.json",
+        "date_created": format_datetime(dt.datetime.now(dt.UTC)),
+        "uri": f"/2010-04-01/Accounts/{account}/Calls/{sid}.json",
     }

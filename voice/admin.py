@@ -16,7 +16,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseNotAllowed
 from django.shortcuts import redirect
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
@@ -26,8 +26,10 @@ from campaigns.exceptions import IllegalAction
 from campaigns.models import AgentSession, Campaign, Contact
 from campaigns.states import campaign_actions
 from voice import floor
-from voice.models import Call, CallEvent, WebhookEvent, human_answered_q
+from voice.gateway import GatewayError
+from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent, human_answered_q
 from voice.pacer import pacing_preview
+from voice.recordings import recording_delete
 from voice.selectors import ABANDON_WINDOW
 from voice.states import Outcome, State
 
@@ -57,6 +59,16 @@ class CallEventInline(ReadOnlyMixin, admin.TabularInline):
         return pretty_json(event.data) if event.data else ""
 
 
+class CallEffectInline(ReadOnlyMixin, admin.TabularInline):
+    model = CallEffect
+    fields = ("created_at", "kind", "status", "attempts", "started_at", "finished_at", "result")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name = "Twilio request"
+    verbose_name_plural = "Twilio requests (outbox)"
+
+
 @admin.register(Call)
 class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     phone_search_field = "contact__phone"
@@ -66,9 +78,10 @@ class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     search_fields = ("sid", "contact__phone", "contact__name")
     list_select_related = ("campaign", "contact", "bridged_to__agent")
     date_hierarchy = "created_at"
-    inlines = (CallEventInline,)
+    inlines = (CallEventInline, CallEffectInline)
     fieldsets = (
         (None, {"fields": ("sid", "campaign", "contact", "state", "outcome", "error")}),
+        ("Recording", {"fields": ("recording_player",)}),
         ("Answering machine detection", {"fields": ("answered_by", "amd_duration_ms", "amd_corrected")}),
         ("Agent", {"fields": ("dialed_for", "bridged_to")}),
         ("Times", {"fields": ("created_at", "dialed_at", "ringing_at", "answered_at", "amd_at", "hold_deadline_at",
@@ -80,6 +93,64 @@ class CallAdmin(PhoneSearchMixin, ReadOnlyAdmin):
     @admin.display(description="Agent", ordering="bridged_to__agent__username")
     def agent(self, call: Call):
         return call.bridged_to.agent if call.bridged_to else None
+
+    @admin.display(description="Recording")
+    def recording_player(self, call: Call) -> str:
+        return recording_player(getattr(call, "recording", None))
+
+
+def recording_player(recording: Recording | None) -> str:
+    """A player streaming through our own view (never Twilio's URL), with a link to the recording's page."""
+    if recording is None:
+        return "Not recorded"
+    page = reverse("recording-detail", args=[recording.pk])
+    if not recording.playable:
+        return format_html('{} · <a href="{}">recording page</a>', recording.get_status_display(), page)
+    return format_html(
+        '<audio controls preload="none" src="{}"></audio><br>{} s · <a href="{}">recording page</a>',
+        reverse("recording-audio", args=[recording.pk]), recording.duration_s or 0, page,
+    )
+
+
+@admin.register(Recording)
+class RecordingAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "call", "status", "duration_s", "channels", "sid")
+    list_filter = ("status",)
+    search_fields = ("sid", "call__sid", "call__contact__phone")
+    list_select_related = ("call",)
+    date_hierarchy = "created_at"
+    actions = ("delete_at_twilio",)
+    fields = ("call", "sid", "status", "player", "duration_s", "channels", "error", "created_at", "completed_at",
+              "deleted_at")
+    readonly_fields = fields
+
+    @admin.display(description="Audio")
+    def player(self, recording: Recording) -> str:
+        return recording_player(recording)
+
+    def has_delete_at_twilio_permission(self, request) -> bool:
+        return request.user.has_perm("voice.change_recording") or request.user.is_superuser
+
+    @admin.action(description="Delete selected recordings (here and at Twilio)", permissions=["delete_at_twilio"])
+    def delete_at_twilio(self, request, queryset):
+        done, failed = 0, []
+        for recording in queryset:
+            try:
+                recording_delete(recording=recording, by=request.user)
+                done += 1
+            except (IllegalAction, GatewayError) as exc:
+                failed.append(f"{recording.pk}: {exc}")
+        self.message_user(request, f"Deleted {done} recording(s).", messages.SUCCESS)
+        if failed:
+            self.message_user(request, "Not deleted: " + "; ".join(failed), messages.WARNING)
+
+
+@admin.register(Supervision)
+class SupervisionAdmin(ReadOnlyAdmin):
+    list_display = ("started_at", "manager", "mode", "call", "joined_at", "ended_at")
+    list_filter = ("mode",)
+    list_select_related = ("manager", "call")
+    date_hierarchy = "started_at"
 
 
 
@@ -133,6 +204,15 @@ class CallEventAdmin(ReadOnlyAdmin):
     @admin.display(description="Data")
     def data_pretty(self, event: CallEvent) -> str:
         return pretty_json(event.data)
+
+
+@admin.register(CallEffect)
+class CallEffectAdmin(ReadOnlyAdmin):
+    list_display = ("id", "created_at", "call", "kind", "status", "attempts", "finished_at", "result")
+    list_filter = ("status", "kind")
+    search_fields = ("call__sid", "result")
+    list_select_related = ("call",)
+    raw_id_fields = ("call",)
 
 
 # -- the call side of the campaign, contact and agent pages -----------------------------------------------

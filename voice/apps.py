@@ -4,3 +4,8 @@ from django.apps import AppConfig
 class VoiceConfig(AppConfig):
     name = "voice"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from voice import presence
+
+        presence.connect_signals()

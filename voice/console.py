@@ -38,9 +38,12 @@ def _campaign_or_403(request: HttpRequest, campaign_id: int) -> Campaign:
 
 def _api_urls(campaign_id: int) -> dict:
     names = {"join": "join", "ready": "ready", "pause": "pause", "leave": "leave", "dialNext": "dial-next",
-             "disposition": "disposition", "hangup": "hangup", "status": "status"}
+             "disposition": "disposition", "hangup": "hangup", "status": "status", "gone": "gone"}
     urls = {key: reverse(f"api-campaign-{name}", args=[campaign_id]) for key, name in names.items()}
     urls["token"] = reverse("api-token")
+    # Recording pause/resume and supervision have their own views (voice.views).
+    urls["recording"] = reverse("api-campaign-recording", args=[campaign_id])
+    urls["supervise"] = reverse("api-campaign-supervise", args=[campaign_id])
     return urls
 
 
@@ -88,6 +91,8 @@ def wallboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "api": _api_urls(campaign.pk),
         "statsUrl": reverse("wallboard-stats", args=[campaign.pk]),
         "transitions": transitions_json(),
+        "softphone": _softphone_config(),  # the manager's own phone, to supervise talks
+        "userId": request.user.pk,
     }
     return render(request, "campaigns/wallboard.html", {"campaign": campaign, "config": config})
 

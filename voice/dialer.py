@@ -32,12 +32,12 @@ from campaigns.models import AgentSession, Campaign
 from realtime import events
 from voice import gate, pacer, pacing, services, wake
 from voice.models import Call
+from voice.recovery import recovery_start, recovery_tick
 from voice.states import State
 
 log = logging.getLogger(__name__)
 
 STATS_TTL_S = 30.0
-RECONCILE_EVERY_S = 15.0
 HELD_EVERY_S = 5.0
 
 
@@ -129,9 +129,7 @@ class Dialer:
         if time.monotonic() - self._last_explained > HELD_EVERY_S:
             self._last_explained = time.monotonic()
             self.explain(now)
-        if time.monotonic() - self._last_reconcile > RECONCILE_EVERY_S:
-            self._last_reconcile = time.monotonic()
-            services.calls_reconcile()
+        recovery_tick(self)
         return report
 
     def explain(self, now: dt.datetime) -> None:
@@ -175,6 +173,7 @@ class Dialer:
         listener = _Listener() if connection.vendor == "postgresql" else None
         if listener:
             listener.start()
+        recovery_start()
         try:
             while not stop.is_set():
                 try:

@@ -140,14 +140,16 @@ def agent_pause(*, session: AgentSession, reason: str = "") -> AgentSession:
     return locked
 
 
-def agent_leave(*, session: AgentSession) -> AgentSession:
+def agent_leave(*, session: AgentSession, force: bool = False) -> AgentSession:
+    """force: the agent is gone (tab closed, signed out, removed, deactivated): leave whatever the state. The
+    caller hangs up a live talk first; a disposition still owed stays owed (its contact is not dialed)."""
     with transaction.atomic():
         locked = lock_session(session.pk)
         if locked.state == State.OFFLINE:
             return locked
-        if locked.state == State.ON_CALL:
+        if locked.state == State.ON_CALL and not force:
             raise IllegalAction("hang up your call before leaving")
-        if locked.state == State.WRAP_UP and _awaiting_disposition(locked):
+        if locked.state == State.WRAP_UP and not force and _awaiting_disposition(locked):
             # The contact waits for this verdict (it is not dialed again meanwhile): ask for it first.
             raise IllegalAction("write a disposition for your last call first")
         locked.in_room = False

@@ -8,6 +8,7 @@ repeating it is harmless (5xx on an idempotent request).
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import cache
 from urllib.parse import urlparse, urlunparse
 
+import requests
 from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
@@ -25,6 +27,7 @@ from twilio.rest import Client
 log = logging.getLogger(__name__)
 
 NOT_IN_PROGRESS = 21220
+NOT_FOUND = 20404
 INVALID_TO_CODES = frozenset({21211, 21214, 21217, 13224})
 TOO_MANY_REQUESTS = 20429
 RETRY_DELAYS_S = (0.1, 0.3, 0.9)
@@ -48,12 +51,22 @@ class InvalidNumber(GatewayError):
     """The number can never be dialed (21211 and friends)."""
 
 
+class NotFound(GatewayError):
+    """Twilio does not know the resource (404 / 20404): a call it forgot, or one it never placed."""
+
+
+class Ambiguous(GatewayError):
+    """No answer came back (timeout, connection reset): Twilio may or may not have acted on the request."""
+
+
 @dataclass(frozen=True)
 class CallInfo:
     sid: str
     status: str
     answered_by: str
     duration_s: int | None
+    to: str = ""
+    created_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -106,10 +119,12 @@ def _translate(exc: Exception) -> GatewayError:
             return CallAlreadyEnded(message, code=code, status=status)
         if code in INVALID_TO_CODES:
             return InvalidNumber(message, code=code, status=status)
+        if status == 404 or code == NOT_FOUND:
+            return NotFound(message, code=code, status=status)
         retryable = status == 429 or code == TOO_MANY_REQUESTS or (status or 0) >= 500
         return GatewayError(message, code=code, status=status, retryable=retryable)
     # Connection errors and timeouts: we cannot know whether Twilio processed the request.
-    return GatewayError(f"Twilio unreachable: {exc}", retryable=True)
+    return Ambiguous(f"Twilio unreachable: {exc}", retryable=True)
 
 
 def _call(op, *, idempotent: bool):
@@ -130,7 +145,9 @@ def _call(op, *, idempotent: bool):
 
 def _call_info(call) -> CallInfo:
     duration = int(call.duration) if call.duration not in (None, "") else None
-    return CallInfo(sid=call.sid, status=call.status, answered_by=call.answered_by or "", duration_s=duration)
+    created = call.date_created if isinstance(call.date_created, dt.datetime) else None
+    return CallInfo(sid=call.sid, status=call.status, answered_by=call.answered_by or "", duration_s=duration,
+                    to=call.to or "", created_at=created)
 
 
 # -- operations ------------------------------------------------------------------------------------
@@ -175,6 +192,11 @@ def fetch_call(*, sid: str) -> CallInfo:
     return _call_info(_call(lambda: client().calls(sid).fetch(), idempotent=True))
 
 
+def find_calls(*, to: str, limit: int = 20) -> list[CallInfo]:
+    """Twilio's newest calls to one number: how an ambiguous create (no answer, so no SID) is looked up."""
+    return [_call_info(c) for c in _call(lambda: client().calls.list(to=to, limit=limit), idempotent=True)]
+
+
 def softphone_token(*, identity: str, ttl_s: int = 3600) -> str:
     """A Voice SDK access token. Signed with the API key (Twilio refuses tokens signed with the auth token).
 
@@ -187,3 +209,101 @@ def softphone_token(*, identity: str, ttl_s: int = 3600) -> str:
     token.add_grant(VoiceGrant(outgoing_application_sid=settings.TWILIO_TWIML_APP_SID, incoming_allow=True))
     jwt = token.to_jwt()
     return jwt.decode() if isinstance(jwt, bytes) else jwt
+
+
+# -- recordings and supervision ---------------------------------------------------------------------------
+
+CURRENT_RECORDING = "Twilio.CURRENT"
+
+
+@dataclass(frozen=True)
+class RecordingInfo:
+    sid: str
+    status: str
+    channels: int
+
+
+def start_call_recording(*, call_sid: str, status_callback: str, dual: bool = True) -> RecordingInfo:
+    """Record a live call from now on (both directions; dual-channel: the customer on one channel, the room they
+    hear on the other). Not retried on 5xx: a retry could start a second recording."""
+
+    def op():
+        return client().calls(call_sid).recordings.create(
+            recording_channels="dual" if dual else "mono",
+            recording_status_callback=status_callback, recording_status_callback_method="POST",
+            recording_status_callback_event=["in-progress", "completed", "absent"],
+        )
+
+    recording = _call(op, idempotent=False)
+    return RecordingInfo(sid=recording.sid, status=recording.status, channels=int(recording.channels or 1))
+
+
+def set_call_recording_status(*, call_sid: str, status: str, recording_sid: str = CURRENT_RECORDING) -> str:
+    """Pause (`paused`, keeping the gap as silence so the timeline stays true) or resume (`in-progress`) a call's
+    recording. Idempotent."""
+
+    def op():
+        kwargs = {"pause_behavior": "silence"} if status == "paused" else {}
+        return client().calls(call_sid).recordings(recording_sid).update(status=status, **kwargs)
+
+    return _call(op, idempotent=True).status
+
+
+def delete_recording(*, sid: str) -> None:
+    """Delete a recording at Twilio; one already gone counts as deleted."""
+    try:
+        _call(lambda: client().recordings(sid).delete(), idempotent=True)
+    except GatewayError as exc:
+        if exc.status != 404:
+            raise
+
+
+def recording_media(*, media_url: str, chunk_size: int = 64 * 1024):
+    """(content type, byte chunks) of a completed recording's WAV, fetched with the account's credentials from
+    TWILIO_API_BASE_URL (Twilio's media URL names api.twilio.com; the path is what counts)."""
+    base = urlparse(settings.TWILIO_API_BASE_URL)
+    url = urlunparse(urlparse(media_url + ".wav")._replace(scheme=base.scheme, netloc=base.netloc))
+    auth = ((settings.TWILIO_API_KEY, settings.TWILIO_API_SECRET) if settings.TWILIO_API_KEY
+            and settings.TWILIO_API_SECRET else (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN))
+    try:
+        response = requests.get(url, auth=auth, stream=True, timeout=settings.TWILIO_HTTP_TIMEOUT_S)
+    except requests.RequestException as exc:
+        raise GatewayError(f"Twilio unreachable: {exc}", retryable=True) from exc
+    if response.status_code != 200:
+        response.close()
+        raise GatewayError(f"Twilio {response.status_code} fetching recording media", status=response.status_code)
+
+    def chunks():
+        with response:
+            yield from response.iter_content(chunk_size)
+
+    return response.headers.get("Content-Type", "audio/x-wav"), chunks()
+
+
+def update_participant(*, conference_sid: str, call_sid: str, muted: bool, coach_call_sid: str | None) -> None:
+    """Set a supervisor's flags in a room: muted (listen), coaching `coach_call_sid` (whisper), or neither (barge).
+    Idempotent."""
+
+    def op():
+        kwargs = {"muted": muted, "coaching": coach_call_sid is not None}
+        if coach_call_sid:
+            kwargs["call_sid_to_coach"] = coach_call_sid
+        return client().conferences(conference_sid).participants(call_sid).update(**kwargs)
+
+    _call(op, idempotent=True)
+
+
+def remove_participant(*, conference_sid: str, call_sid: str) -> None:
+    """Take a participant out of a room (the rest of the room carries on); one already gone is fine."""
+    try:
+        _call(lambda: client().conferences(conference_sid).participants(call_sid).delete(), idempotent=True)
+    except GatewayError as exc:
+        if exc.status != 404:
+            raise
+
+
+def conference_sid_for(*, room: str) -> str | None:
+    """The in-progress conference named `room` (only one can be, per name)."""
+    rooms = _call(lambda: client().conferences.list(friendly_name=room, status="in-progress", limit=1),
+                  idempotent=True)
+    return rooms[0].sid if rooms else None

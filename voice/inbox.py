@@ -17,7 +17,8 @@ from django.db import IntegrityError, transaction
 from django.urls import Resolver404, resolve
 from django.utils import timezone
 
-from voice import floor, services, states, twiml
+from campaigns.consent import recording_announcement_for
+from voice import floor, presence, recordings, services, states, supervision, twiml
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,8 @@ def _twiml_for(call: Call, kind: states.Twiml) -> str:
         return twiml.hold(audio_url=campaign.hold_audio_url)
     if kind is states.Twiml.CONFERENCE and call.bridged_to_id:
         session = call.bridged_to  # loaded with the call by the redirect fetch; one read otherwise
-        return twiml.conference(room=session.conference_room, session_id=session.pk, agent=False)
+        return twiml.conference(room=session.conference_room, session_id=session.pk, agent=False,
+                                announcement=recording_announcement_for(campaign, call.contact.phone))
     if kind is states.Twiml.VOICEMAIL:
         return twiml.message_then_hangup(text=campaign.voicemail_text, audio_url=campaign.voicemail_audio_url)
     if kind is states.Twiml.SAFE_HARBOR:
@@ -275,7 +277,7 @@ def _on_redirect_fetch(event: WebhookEvent) -> tuple[str, bool]:
     call_id = _query(event, "call")
     sid = _one(event.params, "CallSid")
     # One read: the leg was redirected by its SID, so the row has it (no SID to fill in as call_find would).
-    found = Call.objects.select_related("campaign", "bridged_to")
+    found = Call.objects.select_related("campaign", "bridged_to", "contact")
     call = found.filter(pk=int(call_id)).first() if call_id and call_id.isdigit() else None
     if call is None and sid:
         call = found.filter(sid=sid).first()
@@ -293,18 +295,30 @@ def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
     call = Call.objects.filter(sid=call_sid).first() if call_sid else None
     if call is not None:
         services.call_on_conference_event(call=call, joined=joined, webhook=event)
+        if joined:
+            recordings.recording_start_for_call(call_id=call.pk)
+        else:
+            supervision.supervisions_end_for_call(call_id=call.pk)
+        return None, True
+    if supervision.supervision_on_conference_event(call_sid=call_sid, joined=joined,
+                                                   conference_sid=_one(event.params, "ConferenceSid")):
         return None, True
     session_id = _query(event, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    floor.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
+    presence.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
     return None, True
 
 
 def _on_agent_dial(event: WebhookEvent) -> tuple[str, bool]:
-    """The agent's browser softphone (TwiML App voice URL): put the agent in their room."""
+    """The agent's browser softphone (TwiML App voice URL): put the agent in their room. A manager's softphone
+    (a `supervise` ticket) joins an agent's room to supervise."""
     session_id = _one(event.params, "session")
     identity = _one(event.params, "From").removeprefix("client:")
+    if _one(event.params, "supervise"):
+        answer = supervision.supervisor_dialed(ticket=_one(event.params, "supervise"), identity=identity,
+                                               call_sid=_one(event.params, "CallSid"))
+        return (answer, True) if answer else (twiml.polite_hangup(), False)
     if not session_id.isdigit():
         return twiml.polite_hangup(), False
     session = floor.agent_leg_dialed(
@@ -321,9 +335,25 @@ def _on_agent_status(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session") or _one(event.params, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    floor.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
-                                        in_room=False)
+    presence.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"), in_room=False)
     return None, True
+
+
+def _on_recording(event: WebhookEvent) -> tuple[None, bool]:
+    status = _one(event.params, "RecordingStatus")
+    if status not in recordings.TWILIO_STATUSES:
+        raise Malformed(f"RecordingStatus {status!r} is not a recording status")
+    sid = _one(event.params, "RecordingSid")
+    if not sid:
+        raise Malformed("RecordingSid is missing")
+    duration = _int(event.params, "RecordingDuration")
+    call_id = _query(event, "call")
+    applied = recordings.recording_on_status(
+        call_id=int(call_id) if call_id and call_id.isdigit() else None, sid=sid, status=status,
+        duration_s=duration if duration is not None and duration >= 0 else None,
+        channels=_int(event.params, "RecordingChannels"), media_url=_one(event.params, "RecordingUrl"), webhook=event,
+    )
+    return None, applied
 
 
 HANDLERS: dict[str, Callable[[WebhookEvent], tuple[str | None, bool]]] = {
@@ -337,4 +367,5 @@ HANDLERS: dict[str, Callable[[WebhookEvent], tuple[str | None, bool]]] = {
     "conference-events": _on_conference,
     "dial": _on_agent_dial,
     "agent-status": _on_agent_status,
+    "recording-status": _on_recording,
 }

@@ -16,7 +16,7 @@ from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
 from voice import gate, pacer
-from voice.models import Call, human_answered_q
+from voice.models import Call, Recording, Supervision, human_answered_q
 from voice.selectors import abandonment
 from voice.states import Outcome, State
 
@@ -150,6 +150,9 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
             for event in _calls(queryset):
                 seen[event["id"]] = event
         calls = sorted(seen.values(), key=lambda e: e["id"])
+    live_ids = [c["id"] for c in calls if c["state"] != State.ENDED]
+    recordings = [events.recording_event(r, r.call) for r in Recording.objects.filter(
+        call_id__in=live_ids).select_related("call")]
     return {
         "type": "snapshot",
         "scope": "console",
@@ -157,6 +160,7 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
         "campaign": events.campaign_event(campaign),
         "session": events.agent_event(session) if session else None,
         "calls": calls,
+        "recordings": recordings,  # so a reload mid-talk still offers pause / resume
         "stats": agent_stats_today(session=session, now=now),
         "dialing": dialing_now(campaign=campaign, now=now),
     }
@@ -178,6 +182,9 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
         "campaign": events.campaign_event(campaign),
         "agents": [events.agent_event(s) for s in sessions],
         "calls": sorted(_calls(calls), key=lambda e: e["id"]),
+        # Who supervises which talk now (the wallboards' view carries no notice for the agent).
+        "supervisions": [events.supervision_event(s, s.call, "") for s in Supervision.objects.filter(
+            call__campaign=campaign, ended_at__isnull=True).select_related("call", "manager")],
         "stats": wallboard_stats(campaign=campaign, now=now),
         "dialing": dialing_now(campaign=campaign, now=now),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -72,6 +73,13 @@ class Call(models.Model):
             models.Index(fields=["dialed_for", "state"], name="call_dialed_for_state_idx"),
             models.Index(fields=["state", "last_event_at"], condition=~Q(state="ended"), name="call_live_idx"),
             models.Index(fields=["campaign", "ended_at"], name="call_campaign_ended_idx"),
+            # Reports and exports read a campaign's calls by the time they were placed (exports page on id too).
+            models.Index(fields=["campaign", "created_at", "id"], name="call_campaign_created_idx"),
+            # The report rollups find the calls that changed since they were last brought up to date.
+            models.Index(fields=["campaign", "last_event_at"], name="call_campaign_event_idx"),
+            # The compliance report lists every abandoned call of a period.
+            models.Index(fields=["campaign", "created_at"], condition=Q(outcome="abandoned"),
+                         name="call_abandoned_idx"),
         ]
 
     def __str__(self) -> str:
@@ -97,6 +105,7 @@ class WebhookEvent(models.Model):
         VOICE = "voice", "Voice URL"
         CONFERENCE = "conference", "Conference event"
         DIAL = "dial", "Agent leg"
+        RECORDING = "recording", "Recording status"
         OTHER = "other", "Other"
 
     class Processing(models.TextChoices):
@@ -158,3 +167,126 @@ class DialThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.tokens:.2f} tokens"
+
+
+class Recording(models.Model):
+    """The recording of one talk, kept at Twilio; we keep its facts. Changes only through voice.recordings.
+
+    `media_url` is Twilio's and needs the account's credentials: it never reaches a browser, playback is
+    streamed through our own view.
+    """
+
+    class Status(models.TextChoices):
+        STARTING = "starting", "Starting"  # row written, Twilio not yet asked (or not yet answered)
+        IN_PROGRESS = "in-progress", "Recording"
+        PAUSED = "paused", "Paused"
+        COMPLETED = "completed", "Completed"
+        ABSENT = "absent", "Nothing recorded"
+        FAILED = "failed", "Failed"
+        DELETED = "deleted", "Deleted"
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="recording")
+    sid = models.CharField(max_length=34, null=True, blank=True, unique=True)
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.STARTING)
+    channels = models.PositiveSmallIntegerField(default=2)
+    duration_s = models.PositiveIntegerField(null=True, blank=True)
+    media_url = models.URLField(max_length=300, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "created_at"], name="recording_status_idx")]
+
+    def __str__(self) -> str:
+        return f"recording {self.sid or self.pk} ({self.status})"
+
+    @property
+    def playable(self) -> bool:
+        return self.status == self.Status.COMPLETED and bool(self.media_url)
+
+
+class Supervision(models.Model):
+    """A manager listening to, whispering to or barging into one live talk. Changes only through
+    voice.supervision."""
+
+    class Mode(models.TextChoices):
+        LISTEN = "listen", "Listening"
+        WHISPER = "whisper", "Whispering"
+        BARGE = "barge", "Barged in"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="supervisions")
+    manager = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="supervisions")
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    leg_sid = models.CharField(max_length=34, blank=True, help_text="The manager's softphone leg in the room.")
+    conference_sid = models.CharField(max_length=34, blank=True)
+    joined_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+        constraints = [
+            # A manager supervises one talk at a time.
+            models.UniqueConstraint(fields=["manager"], condition=Q(ended_at__isnull=True),
+                                    name="supervision_one_live_per_manager"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.manager} {self.mode} call {self.call_id}"
+
+
+class CallEffect(models.Model):
+    """The transactional outbox (rule 11): one Twilio side effect a transition decided, written in the same
+    transaction as the state change and executed after commit by whichever process is alive (voice.outbox).
+    The row keeps the outcome, so an effect is never lost in a crash and never silently forgotten."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENDING = "sending", "Sending"  # claimed by an executor; reclaimed if that process died
+        DONE = "done", "Done"
+        SKIPPED = "skipped", "Skipped (the call moved on)"
+        FAILED = "failed", "Failed"
+        AMBIGUOUS = "ambiguous", "Ambiguous (no answer from Twilio; the reconciler looks the call up)"
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="effects")
+    kind = models.CharField(max_length=24)  # "create" or a voice.states.Effect value that talks to Twilio
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    not_before = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    result = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["status", "not_before"], condition=Q(status__in=["pending", "sending"]),
+                         name="calleffect_open_idx"),
+            models.Index(fields=["call", "kind"], name="calleffect_call_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for call {self.call_id} ({self.status})"
+
+
+class ConsoleSocket(models.Model):
+    """One open agent console WebSocket (voice.presence). An agent receives customers only while one of their
+    console sockets for the campaign has pinged within PRESENCE_TIMEOUT_S; a process that dies leaves rows
+    that simply go stale."""
+
+    channel_name = models.CharField(max_length=200, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    campaign = models.ForeignKey("campaigns.Campaign", on_delete=models.CASCADE, related_name="+")
+    opened_at = models.DateTimeField(auto_now_add=True)
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "campaign", "seen_at"], name="consolesocket_user_idx")]
+
+    def __str__(self) -> str:
+        return f"console of user {self.user_id} on campaign {self.campaign_id}"

@@ -1,6 +1,8 @@
 """Writes to calls: apply facts under row locks, persist, then run effects after commit.
 
 Concurrency policy (every function below keeps it):
+- Twilio requests a transition decides are rows in the outbox (`voice.outbox`), written in the same
+  transaction and run after commit off the request thread; a crash at any instant loses none.
 - Locks are taken in one order: campaign -> agent sessions (by id) -> call -> contact. Nothing here
   locks a campaign; `campaigns.services` does, before calling in.
 - A call's fact is decided by the pure `voice.states.transition` while the call row is locked.
@@ -19,15 +21,14 @@ import threading
 from collections.abc import Callable
 from dataclasses import replace
 
-from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from realtime import events
-from voice import gateway, states
-from voice.links import webhook_url
+from voice import outbox, states
 from voice.models import Call, CallEvent, WebhookEvent
 from voice.states import Effect, Outcome, State
 from voice.wake import wake
@@ -258,9 +259,7 @@ def _effect_in_transaction(effect: Effect, call: Call, result: states.Transition
         session_id = result.agent
         after.append(lambda: calls_release_siblings(session_id=session_id))
     elif effect in REST_EFFECTS:
-        # The SID read under the lock is passed on: the request leaves without reading the call again.
-        sid = call.sid
-        transaction.on_commit(lambda: _run_rest_effect(effect, call.pk, sid=sid))
+        outbox.effect_enqueue(call=call, kind=effect)
 
 
 # -- agent sessions: the one state setter ------------------------------------------------------------
@@ -284,11 +283,14 @@ def session_set_state(session: AgentSession, state: str, *, reason: str = "", no
 
     `state_changed_at` moves only when the state does: "ready longest" routing and the wallboard's timers read it.
     An agent who becomes ready wakes the pacer and is offered the humans waiting on hold."""
-    if state != session.state:
+    changed = state != session.state
+    if changed:
         session.state_changed_at = now or timezone.now()
     session.state = state
     session.pause_reason = reason if state == AgentSession.State.PAUSED else ""
     _session_save(session)
+    if changed:
+        agent_state_log(session=session, at=session.state_changed_at)  # the reports' agent time
 
 
 def session_save_presence(session: AgentSession) -> None:
@@ -307,39 +309,10 @@ def _session_save(session: AgentSession) -> None:
         transaction.on_commit(lambda: calls_route_waiting(campaign_id=campaign_id))
 
 
-# -- effects that talk to Twilio (after commit, no locks held) --------------------------------------
+# -- effects that talk to Twilio: rows in the outbox, run after commit by voice.outbox ----------------------
 
-
-def _redirect(name: str) -> Callable[[int, str], None]:
-    return lambda call_id, sid: gateway.redirect_call(sid=sid, url=webhook_url(name, call=call_id))
-
-
-# Each takes (call id, call SID).
-REST_EFFECTS: dict[Effect, Callable[[int, str], None]] = {
-    Effect.REDIRECT_CONFERENCE: _redirect("customer-join-conference"),
-    Effect.REDIRECT_VOICEMAIL: _redirect("voicemail"),
-    Effect.REDIRECT_SAFE_HARBOR: _redirect("safe-harbor"),
-    Effect.HANGUP: lambda call_id, sid: gateway.hangup_call(sid=sid),
-    Effect.CANCEL: lambda call_id, sid: gateway.hangup_call(sid=sid, ringing_only=True),
-}
-
-
-def _run_rest_effect(effect: Effect, call_id: int, *, sid: str | None = None) -> None:
-    """Send one Twilio request for a call (no locks held). `sid`: the call's SID if the caller knows it."""
-    sid = sid or Call.objects.filter(pk=call_id).values_list("sid", flat=True).first()
-    if not sid:
-        # The create is still in flight; call_send_create acts on the state once it has the SID.
-        return
-    try:
-        REST_EFFECTS[effect](call_id, sid)
-    except gateway.CallAlreadyEnded:
-        call_apply(call_id=call_id, fact=states.RedirectFailed(already_ended=True))
-    except gateway.GatewayError as exc:
-        log.error("call %s: %s failed: %s", call_id, effect, exc)
-        call_record_error(call_id=call_id, message=f"{effect}: {exc}")
-        if effect is Effect.REDIRECT_CONFERENCE:
-            # The human cannot reach the agent: better the safe-harbor message than silence.
-            call_apply(call_id=call_id, fact=states.Hangup(outcome=Outcome.ABANDONED))
+REST_EFFECTS = frozenset({Effect.REDIRECT_CONFERENCE, Effect.REDIRECT_VOICEMAIL, Effect.REDIRECT_SAFE_HARBOR,
+                          Effect.HANGUP, Effect.CANCEL})
 
 
 def call_record_error(*, call_id: int, message: str) -> None:
@@ -387,39 +360,8 @@ def call_create(*, campaign: Campaign, contact: Contact, dialed_for: AgentSessio
     CallEvent.objects.create(call=call, kind="Placed", to_state=call.state,
                              data={"dialed_for": dialed_for.pk if dialed_for else None})
     events.publish_call(call)
-    transaction.on_commit(lambda: call_send_create(call_id=call.pk))
+    outbox.effect_enqueue(call=call, kind=outbox.CREATE)
     return call
-
-
-def call_send_create(*, call_id: int) -> None:
-    """Ask Twilio to place the call (no locks held), then record what it said."""
-    call = Call.objects.select_related("campaign", "contact").get(pk=call_id)
-    campaign = call.campaign
-    amd = gateway.AmdSettings(
-        mode=campaign.amd_mode, timeout_s=campaign.amd_timeout_s,
-        speech_threshold_ms=campaign.amd_speech_threshold_ms,
-        speech_end_threshold_ms=campaign.amd_speech_end_threshold_ms,
-        silence_timeout_ms=campaign.amd_silence_timeout_ms,
-    )
-    try:
-        info = gateway.create_call(
-            to=call.contact.phone, from_=campaign.effective_caller_id,
-            url=webhook_url("customer-queue", call=call.pk),
-            status_callback=webhook_url("status", call=call.pk),
-            amd_callback=webhook_url("amd-status", call=call.pk),
-            fallback_url=webhook_url("fallback", call=call.pk),
-            amd=amd, timeout_s=campaign.ring_timeout_s,
-        )
-    except gateway.GatewayError as exc:
-        invalid = isinstance(exc, gateway.InvalidNumber)
-        call_record_error(call_id=call_id, message=f"create: {exc}")
-        call_apply(call_id=call_id, fact=states.CreateFailed(invalid_number=invalid))
-        return
-
-    call, _ = call_apply(call_id=call_id, fact=states.Created(sid=info.sid))
-    if call.state == State.RELEASING and call.outcome == Outcome.CANCELED:
-        # Released while the create was in flight: cancel it now that it has a SID.
-        _run_rest_effect(Effect.CANCEL, call_id)
 
 
 # -- facts from Twilio ------------------------------------------------------------------------------
@@ -656,58 +598,3 @@ def contact_after_disposition(*, contact: Contact, code: DispositionCode, callba
     contact.save(update_fields=fields)
 
 
-# -- reconciling stuck calls ----------------------------------------------------------------------------
-
-
-def calls_reconcile(*, now: dt.datetime | None = None) -> int:
-    """Rule 8: fetch calls with no news for too long from Twilio and close them from what it says."""
-    now = now or timezone.now()
-    margin = dt.timedelta(seconds=settings.RECONCILE_MARGIN_S)
-    fixed = 0
-    live = Call.objects.exclude(state=State.ENDED).select_related("campaign")
-    for call in live.iterator():
-        quiet_since = call.last_event_at or call.created_at
-        if not _overdue(call, now - quiet_since, margin):
-            continue
-        fixed += int(call_reconcile(call=call))
-    return fixed
-
-
-def _overdue(call: Call, quiet: dt.timedelta, margin: dt.timedelta) -> bool:
-    ring = dt.timedelta(seconds=call.campaign.ring_timeout_s)
-    if call.state in (State.CREATED, State.DIALING, State.RINGING):
-        return quiet > ring + margin
-    if call.state == State.CONNECTED:
-        # Talks are long and quiet; a fetch every few minutes is cheap and catches a lost hang-up.
-        return quiet > dt.timedelta(minutes=10)
-    return quiet > dt.timedelta(seconds=call.campaign.amd_timeout_s) + margin
-
-
-def call_reconcile(*, call: Call) -> bool:
-    """Ask Twilio about one call; returns True when the call's state changed."""
-    if not call.sid:
-        # The create never came back and no callback ever named the call: Twilio never placed it.
-        _, result = call_apply(call_id=call.pk, fact=states.CreateFailed(invalid_number=False))
-        return result.changed
-    try:
-        info = gateway.fetch_call(sid=call.sid)
-    except gateway.GatewayError as exc:
-        call_record_error(call_id=call.pk, message=f"reconcile fetch: {exc}")
-        return False
-    if info.status in states.TERMINAL_STATUSES:
-        if info.answered_by:
-            call_apply(call_id=call.pk, fact=states.AmdVerdict(answered_by=info.answered_by))
-        result = call_on_status(call=call, status=info.status, sequence=None, duration_s=info.duration_s)
-        return result.changed
-    Call.objects.filter(pk=call.pk).update(last_event_at=timezone.now())
-    if call.state == State.RELEASING:
-        # We decided to end it and Twilio still has it live: our REST request was lost. Send it again.
-        message = states.twiml_for(call_view(call)) is states.Twiml.SAFE_HARBOR
-        _run_rest_effect(Effect.REDIRECT_SAFE_HARBOR if message else Effect.HANGUP, call.pk)
-        return False
-    if call.state == State.ANSWERED and not call.answered_by and info.status == "in-progress":
-        # The AMD callback was lost (Twilio does not retry): go by what the call resource says, and treat
-        # no verdict at all as "unknown" so the campaign's policy decides instead of endless hold music.
-        _, result = call_apply(call_id=call.pk, fact=states.AmdVerdict(answered_by=info.answered_by or "unknown"))
-        return result.changed
-    return False

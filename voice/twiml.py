@@ -26,9 +26,12 @@ def hold(*, audio_url: str = "") -> str:
     return str(response)
 
 
-def conference(*, room: str, session_id: int, agent: bool) -> str:
-    """Join the agent's room. The agent's leg keeps the room alive between customers."""
+def conference(*, room: str, session_id: int, agent: bool, announcement: str = "") -> str:
+    """Join the agent's room. The agent's leg keeps the room alive between customers. `announcement` (a recorded
+    campaign's notice) plays to the customer first, before the talk and its recording begin."""
     response = VoiceResponse()
+    if announcement:
+        response.say(announcement)
     dial = Dial()
     dial.conference(
         room,
@@ -44,6 +47,19 @@ def conference(*, room: str, session_id: int, agent: bool) -> str:
     if not agent:
         # The customer leaves when the agent ends the talk; nothing more to run.
         response.hangup()
+    return str(response)
+
+
+def supervisor(*, room: str, muted: bool, coach_call_sid: str | None) -> str:
+    """A manager's softphone joins an agent's room: muted to listen, coaching the agent's leg to whisper (only the
+    agent hears them), neither to barge. Never starts or ends the room: the talk is not theirs."""
+    response = VoiceResponse()
+    dial = Dial()
+    options = {"coach": coach_call_sid} if coach_call_sid else {}
+    dial.conference(room, beep=False, muted=muted, start_conference_on_enter=False, end_conference_on_exit=False,
+                    **options)
+    response.append(dial)
+    response.hangup()
     return str(response)
 
 

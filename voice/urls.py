@@ -17,4 +17,5 @@ urlpatterns = [
     path("fallback", webhooks.fallback, name="fallback"),
     path("conference-events", webhooks.conference_events, name="conference-events"),
     path("agent-status", webhooks.agent_status, name="agent-status"),
+    path("recording-status", webhooks.recording_status, name="recording-status"),
 ]

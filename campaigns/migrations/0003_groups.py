@@ -24,6 +24,7 @@ MANAGER_PERMISSIONS = {
     "voice": {
         "call": ("view",),
         "callevent": ("view",),
+        "calleffect": ("view",),  # the outbox; granted by voice.0003, which creates the model
         "webhookevent": ("view", "replay"),
     },
     "auth": {
@@ -55,8 +56,10 @@ def sync_groups(apps, schema_editor=None):
     for app_label, models in MANAGER_PERMISSIONS.items():
         for model, actions in models.items():
             for action in actions:
-                wanted.append(Permission.objects.get(content_type__app_label=app_label, content_type__model=model,
-                                                     codename=f"{action}_{model}"))
+                permission = Permission.objects.filter(content_type__app_label=app_label,
+                                                       content_type__model=model, codename=f"{action}_{model}").first()
+                if permission is not None:  # a model a later migration creates: that migration syncs again
+                    wanted.append(permission)
     managers.permissions.set(wanted)
     agents, _ = Group.objects.get_or_create(name="Agents")
     agents.permissions.clear()

@@ -142,6 +142,8 @@
       // A fresh snapshot now and then (and when the tab comes back into view) bounds how long a page could
       // show something stale if the server ever dropped an event under overload.
       this.refreshEveryMs = (options && options.refreshEveryMs) || 120000;
+      // The agent console pings on every heartbeat tick: the server counts an agent present only while it does.
+      this.presencePing = Boolean(options && options.presencePing);
       setInterval(() => this.refresh(), this.refreshEveryMs);
       document.addEventListener("visibilitychange", () => {
         if (document.visibilityState === "visible") this.refresh();
@@ -274,10 +276,10 @@
         const quietMs = Date.now() - this.lastMessageAt;
         if (quietMs > 45000) {
           this.dropped("The connection stopped answering. Reconnecting…");
-        } else if (quietMs > 20000) {
+        } else if (quietMs > 20000 || this.presencePing) {
           ws.send("ping");
         }
-      }, 5000);
+      }, 4000);
     }
 
     stop() {
@@ -419,5 +421,5 @@
   }
 
   window.Dialer = {api, ApiError, VersionedStore, LiveSocket, clock, duration, percent, el, debounce, sentence,
-                   describeLine, isHuman, isMachine, OUTCOMES};
+                   describeLine, isHuman, isMachine, OUTCOMES, cookie};
 })();

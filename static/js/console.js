@@ -35,7 +35,7 @@
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
       if (snapshot.session) state.sessionId = snapshot.session.id;
-      const rows = [snapshot.campaign, ...snapshot.calls];
+      const rows = [snapshot.campaign, ...snapshot.calls, ...(snapshot.recordings || [])];
       if (snapshot.dialing) rows.push(snapshot.dialing);
       if (snapshot.session) rows.push(snapshot.session);
       state.store.replace(rows);
@@ -57,7 +57,7 @@
       $("socket-dot").dataset.tone = {live: "ok", refused: "problem"}[socketState] || "warn";
     },
     onRefused: (code, text) => showAlert(text),
-  });
+  }, {presencePing: true}); // the console's pings are its presence heartbeat: no pings, no customers
 
   const phone = new D.Softphone({
     config: cfg.softphone,
@@ -69,6 +69,11 @@
   });
 
   // -- reading the store --------------------------------------------------------------------------------------
+
+  /** The recording of a call, as its last event said (events only: a reload shows it from the next change). */
+  function recordingOf(callId) {
+    return state.store.all("recording").find((r) => r.call === callId) || null;
+  }
 
   function session() {
     return state.sessionId ? state.store.get("agent", state.sessionId) : null;
@@ -236,6 +241,7 @@
     renderAgent();
     renderLines();
     renderCard();
+    renderSupervision();
     renderPhone();
     renderStats();
     tick();
@@ -411,6 +417,7 @@
     $("call-actions").hidden = !live;
     $("btn-hangup").disabled = state.busy || !(current && ["bridging", "connected"].includes(current.state));
     $("btn-machine").disabled = $("btn-hangup").disabled;
+    renderRecording(current, live);
     $("dispositions").disabled = state.busy || !awaiting;
     $("dispositions").hidden = !(live || awaiting);
     $("disposition-hint").textContent = awaiting
@@ -427,6 +434,39 @@
     }
     $("card-outcome").hidden = !result;
     setText($("card-outcome"), result || "");
+  }
+
+  function renderRecording(current, live) {
+    const recording = current ? recordingOf(current.id) : null;
+    const pausable = Boolean(live && recording && ["in-progress", "paused"].includes(recording.status));
+    $("recording-controls").hidden = !pausable;
+    if (!pausable) return;
+    const paused = recording.status === "paused";
+    $("recording-controls").dataset.state = recording.status;
+    setText($("recording-state"), paused ? "Recording paused" : "● Recording");
+    const button = $("btn-recording");
+    setText(button, paused ? "Resume recording" : "Pause recording");
+    button.dataset.action = paused ? "resume" : "pause";
+    button.disabled = state.busy;
+  }
+
+  async function toggleRecording() {
+    const button = $("btn-recording");
+    const data = await act("Could not change the recording", cfg.api.recording, {action: button.dataset.action});
+    if (data && data.recording) {
+      const held = state.store.all("recording").find((r) => r.id === data.recording.id);
+      if (held) state.store.apply({...held, status: data.recording.status});
+      render();
+    }
+  }
+
+  function renderSupervision() {
+    // Only what the server chose to tell this agent (SUPERVISION_NOTICE) arrives with a notice.
+    const notices = state.store.all("supervision")
+      .filter((s) => s.active && s.notice && s.session === state.sessionId)
+      .map((s) => s.notice);
+    $("supervision-notice").hidden = notices.length === 0;
+    setText($("supervision-notice"), notices.join(" "));
   }
 
   function fillCardHead(contact) {
@@ -547,6 +587,7 @@
     $("btn-dial-next").addEventListener("click", () => act("Could not dial", cfg.api.dialNext));
     $("btn-hangup").addEventListener("click", () => act("Could not hang up", cfg.api.hangup, {}));
     $("btn-machine").addEventListener("click", () => act("Could not hang up", cfg.api.hangup, {machine: true}));
+    $("btn-recording").addEventListener("click", toggleRecording);
     $("btn-phone").addEventListener("click", reconnectPhone);
     $("alert-close").addEventListener("click", hideAlert);
     for (const button of document.querySelectorAll("button.disposition")) {
@@ -554,6 +595,16 @@
     }
     $("btn-callback-save").addEventListener("click", () => dispose($("callback-row").dataset.code));
     document.addEventListener("keydown", onKey);
+    // Closing the tab (or navigating away) is leaving: no customer may be routed to an empty chair. A
+    // keepalive request outlives the page; the server also pauses a ready agent whose socket goes quiet.
+    window.addEventListener("pagehide", () => {
+      const s = session();
+      if (!s || s.state === "offline") return;
+      fetch(cfg.api.gone, {
+        method: "POST", keepalive: true, credentials: "same-origin", body: "{}",
+        headers: {"Content-Type": "application/json", "X-CSRFToken": D.cookie("csrftoken")},
+      });
+    });
     window.addEventListener("beforeunload", (event) => {
       const s = session();
       if (s && s.state === "on_call") {

@@ -64,11 +64,14 @@
           /* gone: place a new leg */
         }
       }
+      // A supervisor's leg has no agent session to report to: its room's conference events tell the server.
+      const statusCallback = softphone.supervisor
+        ? null : `${this.publicBase}/api/voice/agent-status?session=${encodeURIComponent(sessionId)}`;
       const leg = await this.fetchJson("POST", `${this.base}/sandbox/agent-legs`, {
         identity: softphone.identity,
         voice_url: `${this.publicBase}/api/voice/dial`,
         params: softphone.params,
-        status_callback: `${this.publicBase}/api/voice/agent-status?session=${encodeURIComponent(sessionId)}`,
+        status_callback: statusCallback,
       });
       this.sid = leg.sid;
       window.sessionStorage.setItem(this.storageKey, leg.sid);

@@ -9,17 +9,37 @@
 
   const AGENT_STATES = {offline: "Offline", ready: "Ready", on_call: "On a call", wrap_up: "Wrap-up", paused: "Paused"};
   const store = new D.VersionedStore();
-  const state = {stats: null, busy: false};
+  // mine: the talk this manager supervises {callId, mode, id} (the API's answer is the truth for our own).
+  const state = {stats: null, busy: false, mine: null, supervising: false};
+  const MODES = {listen: "Listen", whisper: "Whisper", barge: "Barge"};
+  const MODE_TEXT = {
+    listen: "You are listening: neither side hears you.",
+    whisper: "You are whispering: only the agent hears you.",
+    barge: "You have barged in: the agent and the contact hear you.",
+  };
+
+  const phone = new D.Softphone({
+    config: cfg.softphone,
+    tokenUrl: cfg.api.token,
+    onState: ({state: phoneState, text}) => {
+      $("phone-state").textContent = text;
+      $("phone-dot").dataset.tone = {connected: "ok", error: "problem", off: ""}[phoneState] ?? "warn";
+    },
+  });
 
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
-      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls,
+      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls, ...(snapshot.supervisions || []),
                      ...(snapshot.dialing ? [snapshot.dialing] : [])]);
+      // After a reload, our own supervision is still on: show it (Leave takes the old leg out).
+      const mine = store.all("supervision").find((s) => s.active && s.manager === cfg.userId);
+      if (mine && !state.mine) state.mine = {id: mine.id, callId: mine.call, mode: mine.mode};
       state.stats = snapshot.stats;
       render();
     },
     onEvent: (event) => {
       if (!store.apply(event)) return;
+      followMine(event);
       if (event.type === "campaign" && event.status === "ended") {
         socket.reconnectNow(); // ending signs every agent out at once: take the fresh picture
         return;
@@ -97,6 +117,77 @@
     }
   }
 
+  async function supervise(callId, mode) {
+    if (state.supervising) return;
+    state.supervising = true;
+    render();
+    try {
+      $("alert").hidden = true;
+      const data = await D.api.post(cfg.api.supervise, {call_id: callId, mode});
+      state.mine = {id: data.supervision.id, callId, mode: data.supervision.mode};
+      // A new supervision: the manager's phone dials into the agent's room with the server's ticket.
+      if (data.softphone) await phone.start(data.softphone, `supervision-${data.supervision.id}`);
+    } catch (err) {
+      showAlert(`Could not ${mode} on that call: ${err.message}`);
+    } finally {
+      state.supervising = false;
+      render();
+    }
+  }
+
+  async function leaveSupervision() {
+    if (state.supervising || !state.mine) return;
+    state.supervising = true;
+    render();
+    try {
+      await D.api.post(cfg.api.supervise, {mode: "leave"});
+    } catch (err) {
+      if (err.status !== 409) showAlert(`Could not leave the call: ${err.message}`); // 409: already over
+    } finally {
+      state.mine = null;
+      await phone.stop();
+      state.supervising = false;
+      render();
+    }
+  }
+
+  function followMine(event) {
+    // The server ends a supervision when the talk ends: hang our phone up with it.
+    if (event.type === "supervision" && state.mine && event.id === state.mine.id && !event.active) {
+      state.mine = null;
+      phone.stop();
+    }
+  }
+
+  function superviseCell(call) {
+    if (call.state !== "connected") return D.el("td", {}, "–");
+    const mine = state.mine && state.mine.callId === call.id ? state.mine : null;
+    const others = store.all("supervision").filter((s) => s.active && s.call === call.id && !(mine && s.id === mine.id));
+    const buttons = Object.entries(MODES).map(([mode, label]) => D.el("button", {
+      type: "button", className: "button button-quiet button-small", dataset: {mode, callId: call.id},
+      "aria-pressed": String(Boolean(mine && mine.mode === mode)), disabled: state.supervising,
+    }, label));
+    if (mine) {
+      buttons.push(D.el("button", {type: "button", className: "button button-small", dataset: {action: "leave"},
+                                   disabled: state.supervising}, "Leave"));
+    }
+    const note = others.map((s) => `${s.manager_name}: ${MODES[s.mode].toLowerCase()}`).join(", ");
+    return D.el("td", {}, D.el("div", {className: "supervise-buttons", role: "group",
+                                       "aria-label": `Supervise the call with ${call.contact.name || call.contact.phone}`},
+                               ...buttons, note ? D.el("span", {className: "meta"}, note) : ""));
+  }
+
+  function renderSupervisionBar() {
+    const mine = state.mine;
+    const call = mine ? store.get("call", mine.callId) : null;
+    $("supervise-bar").hidden = !mine;
+    if (!mine) return;
+    const agent = call && call.bridged_to ? agentName(call.bridged_to) : null;
+    const who = call ? call.contact.name || call.contact.phone : "the call";
+    $("supervise-text").textContent = `${MODE_TEXT[mine.mode]} ${agent ? `${agent} with ${who}.` : ""}`;
+    $("btn-supervise-leave").disabled = state.supervising;
+  }
+
   // -- rendering -------------------------------------------------------------------------------------------------
 
   function render() {
@@ -104,6 +195,7 @@
     renderTiles();
     renderAgents();
     renderCalls();
+    renderSupervisionBar();
     renderStats();
     tick();
   }
@@ -180,7 +272,8 @@
              D.el("span", {className: "meta"}, call.contact.name ? ` ${call.contact.phone}` : "")),
         D.el("td", {}, D.el("span", {className: "line-label", dataset: {tone: info.tone}}, info.label)),
         D.el("td", {}, D.el("span", {className: "timer", "aria-hidden": "true", dataset: {since: info.since || ""}})),
-        D.el("td", {}, call.dialed_for ? agentName(call.dialed_for) || "–" : "pool"));
+        D.el("td", {}, call.dialed_for ? agentName(call.dialed_for) || "–" : "pool"),
+        superviseCell(call));
     });
     $("calls").replaceChildren(...rows);
     $("calls-empty").hidden = rows.length > 0;
@@ -220,8 +313,16 @@
 
   $("btn-campaign").addEventListener("click", toggleCampaign);
   $("alert-close").addEventListener("click", () => { $("alert").hidden = true; });
+  $("btn-supervise-leave").addEventListener("click", leaveSupervision);
+  // The rows are redrawn on every event: one listener on the table, not one per button.
+  $("calls").addEventListener("click", (event) => {
+    const button = event.target.closest("button");
+    if (!button || button.disabled) return;
+    if (button.dataset.mode) supervise(Number(button.dataset.callId), button.dataset.mode);
+    else if (button.dataset.action === "leave") leaveSupervision();
+  });
   setInterval(tick, 1000);
   setInterval(refreshStats, 30000);
   socket.start();
-  window.dialerWallboard = {store, state, socket};
+  window.dialerWallboard = {store, state, socket, phone};
 })();

@@ -17,11 +17,12 @@ from django.utils import timezone
 
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from tests import factories
-from voice.models import Call, CallEvent, WebhookEvent
+from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
 groups_migration = importlib.import_module("campaigns.migrations.0003_groups")
+recording_grants = importlib.import_module("voice.migrations.0005_recording_permissions")
 
 
 @pytest.fixture(autouse=True)
@@ -29,6 +30,7 @@ def roles(db):
     # A transactional test elsewhere may have flushed the database, and the groups' permissions with it.
     if not Permission.objects.filter(group__name="Managers").exists():
         groups_migration.sync_groups(django_apps)
+        recording_grants.grant(django_apps)
 
 
 @pytest.fixture
@@ -60,9 +62,15 @@ def world(campaign, agent, manager):
     code = DispositionCode.objects.filter(campaign=campaign).first()
     disposition = Disposition.objects.create(call=call, contact=contact, agent=agent, code=code, notes="Call back")
     dnc = DoNotCall.objects.create(phone="+12025550199", reason="asked")
+    effect = CallEffect.objects.create(call=call, kind="hangup", status=CallEffect.Status.DONE, attempts=1,
+                                       not_before=timezone.now(), result="")
+    recording = Recording.objects.create(call=call, sid="RE" + "1" * 32, status="completed", duration_s=40,
+                                         media_url="https://api.twilio.com/2010-04-01/Accounts/AC0/Recordings/RE1")
+    supervision = Supervision.objects.create(call=call, manager=manager, mode="whisper", ended_at=timezone.now())
     return {
         Campaign: campaign, Contact: contact, AgentSession: session, Call: call, WebhookEvent: webhook,
-        CallEvent: event, Disposition: disposition, DoNotCall: dnc, get_user_model(): agent,
+        CallEvent: event, CallEffect: effect, Disposition: disposition, DoNotCall: dnc, get_user_model(): agent,
+        Recording: recording, Supervision: supervision,
         Group: Group.objects.get(name="Agents"),
     }
 
@@ -221,6 +229,7 @@ def campaign_form_data(**overrides) -> dict:
         "safe_harbor_audio_url": "", "window_start": "09:00", "window_end": "20:00", "window_days": ["1", "3", "5"],
         "max_attempts": 3, "retry_no_answer_min": 240, "retry_busy_min": 30, "retry_machine_min": 1440,
         "retry_abandoned_min": 0, "retry_failed_min": 1440, "callbacks_to_same_agent": "on",
+        "announce_recording": "two_party", "recording_announcement": "This call is recorded.",
         "disposition_codes-TOTAL_FORMS": 0, "disposition_codes-INITIAL_FORMS": 0,
         "disposition_codes-MIN_NUM_FORMS": 0, "disposition_codes-MAX_NUM_FORMS": 1000,
     }
@@ -397,3 +406,11 @@ def test_manager_simulates_pacing_on_a_campaigns_statistics(db, monkeypatch):
     text = response.content.decode()
     assert response.status_code == 200
     assert "conv/agent-h" in text and "predictive" in text and "parallel 3 lines" in text
+
+
+def test_call_and_recording_pages_play_through_our_server_never_twilios_url(manager_client, world):
+    recording = world[Recording]
+    for url in (admin_url(Call, "change", world[Call].pk), admin_url(Recording, "change", recording.pk)):
+        page = manager_client.get(url).content.decode()
+        assert f'src="/recordings/{recording.pk}/audio"' in page
+        assert "api.twilio.com" not in page

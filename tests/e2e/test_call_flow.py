@@ -12,7 +12,7 @@ from campaigns.models import AgentSession, Contact
 from tests import factories
 from tests.live import wait_until
 from voice import floor as floor_services
-from voice import services as call_services
+from voice import reconcile
 from voice.models import Call, WebhookEvent
 from voice.states import State
 
@@ -161,7 +161,7 @@ def test_dropped_completed_callback_is_closed_by_the_reconciler(live_app, settin
     assert Call.objects.get(pk=call.pk).state != State.ENDED  # the app never heard the end
     settings.RECONCILE_MARGIN_S = 0
     Call.objects.filter(pk=call.pk).update(last_event_at=call.created_at.replace(year=2000))
-    assert call_services.calls_reconcile() == 1
+    assert reconcile.calls_reconcile() == 1
     call.refresh_from_db()
     assert call.state == State.ENDED and call.outcome == "busy"
 

@@ -7,10 +7,10 @@ from xml.etree import ElementTree
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from campaigns.exceptions import IllegalAction
 from campaigns.models import AgentSession, Contact, DoNotCall
-from tests import factories
 from tests.live import wait_until
 from voice import floor as floor_services
 from voice import states
@@ -19,17 +19,6 @@ from voice.models import Call, CallEvent, WebhookEvent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 MACHINE_VALUES = ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"]
-
-
-@pytest.fixture
-def floor(fake_twilio):
-    """A running campaign with one ready agent in their room and a few contacts."""
-    agent = factories.make_user()
-    campaign = factories.make_campaign(agents=[agent], lines_per_agent=1, min_ring_s=0)
-    for _ in range(3):
-        factories.make_contact(campaign=campaign)
-    session = factories.make_session(campaign=campaign, agent=agent)
-    return campaign, session
 
 
 def place(session) -> Call:
@@ -350,17 +339,26 @@ def test_ending_a_campaign_gives_a_human_on_hold_the_safe_harbor_message(floor, 
                                 for r in fake_twilio.updates(call.sid)))
 
 
-def test_a_release_during_a_failing_create_ends_the_call(floor, fake_twilio):
+def test_a_release_during_a_failing_create_ends_the_call(floor, fake_twilio, monkeypatch):
+    from voice import gateway, outbox
     from voice import services as call_services
+    from voice.models import CallEffect
 
     campaign, session = floor
     contact = Contact.objects.filter(campaign=campaign).first()
     with transaction.atomic():
         Contact.objects.filter(pk=contact.pk).update(status=Contact.Status.DIALING)
         call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=session)
-    call_services.call_apply(call_id=call.pk, fact=states.Release())
+    effect = CallEffect.objects.create(call=call, kind=outbox.CREATE, not_before=timezone.now())
     fake_twilio.invalid_numbers.add(contact.phone)
-    call_services.call_send_create(call_id=call.pk)
+    create = gateway.create_call
+
+    def released_while_in_flight(**kwargs):
+        call_services.call_apply(call_id=call.pk, fact=states.Release())
+        return create(**kwargs)
+
+    monkeypatch.setattr(gateway, "create_call", released_while_in_flight)
+    outbox.effect_run(effect_id=effect.pk)
     call.refresh_from_db()
     assert call.state == states.State.ENDED and call.outcome == "invalid_number"
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.INVALID

@@ -31,11 +31,20 @@ MAGIC_NUMBERS: dict[str, Behaviour] = {
 }
 
 KINDS = ("human", "machine", "fax", "unknown", "no_answer", "busy", "failed")
+CLIENT_PREFIX = "client:"
+# A browser softphone dialled by the Participants API (`To=client:<identity>`): it answers at once and stays until
+# it is hung up or kicked. Nobody there runs out of patience or talk.
+SOFTPHONE = Behaviour(kind="human", pickup_s=1.0, amd_s=1.0, talk_s=10.0**7, patience_s=10.0**7)
 _BEHAVIOUR_FIELDS = {f.name for f in fields(Behaviour)}
 
 
 def is_valid_to(number: str) -> bool:
     return bool(E164.match(number)) and number != INVALID_NUMBER
+
+
+def is_client(to: str) -> bool:
+    identity = to.removeprefix(CLIENT_PREFIX)
+    return to.startswith(CLIENT_PREFIX) and bool(identity) and not any(ch.isspace() for ch in identity)
 
 
 def behaviour_from_spec(spec: dict[str, Any], rng: random.Random, population: Population) -> Behaviour:
@@ -89,6 +98,8 @@ class BehaviourBook:
         self._dial_counts[number] = attempt + 1
         if number in self.overrides:
             return self.overrides[number], "override"
+        if number.startswith(CLIENT_PREFIX):
+            return SOFTPHONE, "client"
         if number in MAGIC_NUMBERS:
             return MAGIC_NUMBERS[number], "magic"
         return population.draw(self.rng_for(number, attempt)), "population"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from voice.sandbox.clock import SimClock
+from voice.sandbox.recordings import RECORDING_EVENTS, Recorder
 from voice.sandbox.state import Conference, Participant, SimCall, TimelineEntry, new_sid
 from voice.sandbox.webhooks import WebhookSender
 
@@ -28,7 +29,10 @@ def _flag(value: str | None, default: bool) -> bool:
 
 
 class ConferenceRooms:
-    def __init__(self, *, clock: SimClock, sender: WebhookSender, account_sid: str, calls: dict[str, SimCall]) -> None:
+    def __init__(
+        self, *, clock: SimClock, sender: WebhookSender, account_sid: str, calls: dict[str, SimCall], recorder: Recorder
+    ) -> None:
+        self._recorder = recorder
         self._clock = clock
         self._sender = sender
         self._account_sid = account_sid
@@ -45,6 +49,18 @@ class ConferenceRooms:
                 return conference
         return None
 
+    def open_named(self, name: str) -> Conference:
+        """The active room with this name, created (not started) if there is none: a Participants API create."""
+        conference = self.active_named(name)
+        if conference is None:
+            now = self._clock.now()
+            conference = Conference(
+                sid=new_sid("CF"), account_sid=self._account_sid, friendly_name=name, created_t=now, updated_t=now
+            )
+            self.by_sid[conference.sid] = conference
+            conference.history.append(_entry("created", now))
+        return conference
+
     def bridged(self, call: SimCall) -> bool:
         """Whether the callee is talking to someone: in a started room with another participant, not on hold."""
         conference = self.by_sid.get(call.conference_sid or "")
@@ -58,20 +74,21 @@ class ConferenceRooms:
     # -- membership ----------------------------------------------------------------------------------
 
     def join(self, call: SimCall, name: str, attrs: dict[str, str]) -> Participant:
-        conference = self.active_named(name)
+        conference = self.open_named(name)
         now = self._clock.now()
-        if conference is None:
-            conference = Conference(
-                sid=new_sid("CF"), account_sid=self._account_sid, friendly_name=name, created_t=now, updated_t=now
-            )
-            self.by_sid[conference.sid] = conference
-            conference.history.append(_entry("created", now))
         if conference.status_callback is None and attrs.get("statusCallback"):
             # The first participant that asks for conference events configures them for the room.
             words = (attrs.get("statusCallbackEvent") or " ".join(DEFAULT_EVENT_WORDS)).replace(",", " ").split()
             conference.status_callback = attrs["statusCallback"]
             conference.status_callback_method = (attrs.get("statusCallbackMethod") or "POST").upper()
             conference.status_callback_events = frozenset(e for w in words for e in EVENT_WORDS.get(w, ()))
+        if attrs.get("record") == "record-from-start" and not conference.record:
+            conference.record = True
+            conference.recording_callback = attrs.get("recordingStatusCallback") or None
+            conference.recording_callback_method = (attrs.get("recordingStatusCallbackMethod") or "POST").upper()
+            words = (attrs.get("recordingStatusCallbackEvent") or "completed").replace(",", " ").split()
+            conference.recording_callback_events = frozenset(w for w in words if w in RECORDING_EVENTS)
+        coach = (attrs.get("coach") or "").strip()
         participant = Participant(
             call_sid=call.sid,
             label=attrs.get("participantLabel"),
@@ -80,6 +97,8 @@ class ConferenceRooms:
             start_conference_on_enter=_flag(attrs.get("startConferenceOnEnter"), True),
             end_conference_on_exit=_flag(attrs.get("endConferenceOnExit"), False),
             joined_t=now,
+            coaching=bool(coach),
+            call_sid_to_coach=coach or None,
         )
         conference.participants[call.sid] = participant
         call.conference_sid = conference.sid
@@ -92,6 +111,16 @@ class ConferenceRooms:
             conference.updated_t = now
             conference.history.append(_entry("conference-start", now))
             self._event(conference, "conference-start")
+            if conference.record:
+                self._recorder.start(
+                    call_sid=None,
+                    conference_sid=conference.sid,
+                    source="Conference",
+                    channels=1,  # conference recordings are mixed mono (twilio.md, Recordings)
+                    status_callback=conference.recording_callback,
+                    status_callback_method=conference.recording_callback_method,
+                    status_callback_events=conference.recording_callback_events,
+                )
         self._notify_members(conference, extra=call)
         return participant
 
@@ -135,14 +164,33 @@ class ConferenceRooms:
                 call.notify(now)
             self._event(conference, "participant-leave", participant, ReasonParticipantLeft="conference_ended")
         conference.history.append(_entry("conference-end", now, reason=reason))
+        self._recorder.conference_ended(conference.sid)
         if started:
             extra = {"ReasonConferenceEnded": reason, "Reason": reason}
             if call_sid_ending:
                 extra["CallSidEndingConference"] = call_sid_ending
             self._event(conference, "conference-end", **extra)
 
-    def set_flags(self, conference: Conference, call_sid: str, *, hold: bool | None, muted: bool | None) -> None:
+    def set_flags(
+        self,
+        conference: Conference,
+        call_sid: str,
+        *,
+        hold: bool | None,
+        muted: bool | None,
+        coaching: bool | None = None,
+        call_sid_to_coach: str | None = None,
+    ) -> None:
         participant = conference.participants[call_sid]
+        if coaching is not None or call_sid_to_coach:
+            new_coaching = participant.coaching if coaching is None else coaching
+            new_target = (call_sid_to_coach or participant.call_sid_to_coach) if new_coaching else None
+            if (new_coaching, new_target) != (participant.coaching, participant.call_sid_to_coach):
+                participant.coaching, participant.call_sid_to_coach = new_coaching, new_target
+                conference.history.append(
+                    _entry("participant-modify", self._clock.now(), call_sid=call_sid, coaching=str(new_coaching))
+                )
+                self._event(conference, "participant-modify", participant)
         if hold is not None and hold != participant.hold:
             participant.hold = hold
             self._event(conference, "participant-hold" if hold else "participant-unhold", participant)
@@ -180,12 +228,14 @@ class ConferenceRooms:
                 CallSid=participant.call_sid,
                 Muted=str(participant.muted).lower(),
                 Hold=str(participant.hold).lower(),
-                Coaching="false",
+                Coaching=str(participant.coaching).lower(),
                 EndConferenceOnExit=str(participant.end_conference_on_exit).lower(),
                 StartConferenceOnEnter=str(participant.start_conference_on_enter).lower(),
             )
             if participant.label:
                 params["ParticipantLabel"] = participant.label
+            if participant.call_sid_to_coach:
+                params["CallSidToCoach"] = participant.call_sid_to_coach
         params.update(extra)
         self._sender.send_callback(
             conference.deliveries,

@@ -18,6 +18,7 @@ from voice.pacing.population import Population
 from voice.sandbox.behaviours import MAGIC_NUMBERS
 from voice.sandbox.clock import SimClock
 from voice.sandbox.engine import AgentLegRequest, Engine
+from voice.sandbox.recordings import SimRecording
 from voice.sandbox.rest import ENGINE, Handler
 from voice.sandbox.state import STATUS_EVENTS, Conference, Delivery, SimCall, TimelineEntry
 
@@ -93,14 +94,36 @@ def conference_view(conference: Conference, clock: SimClock) -> dict[str, Any]:
                 "hold": p.hold,
                 "start_conference_on_enter": p.start_conference_on_enter,
                 "end_conference_on_exit": p.end_conference_on_exit,
+                "coaching": p.coaching,
+                "call_sid_to_coach": p.call_sid_to_coach,
                 "joined_t": p.joined_t,
+                "hears": conference.hears(p.call_sid),
             }
             for p in conference.participants.values()
         ],
+        # Who hears whom right now, by call sid: what tests assert a whisper by (the customer must not hear it).
+        "hears": {sid: conference.hears(sid) for sid in conference.participants},
+        "record": conference.record,
         "status_callback": conference.status_callback,
         "status_callback_events": sorted(conference.status_callback_events),
         "history": [_entry(e, clock) for e in conference.history],
         "webhooks": [_delivery(d) for d in conference.deliveries],
+    }
+
+
+def recording_view(recording: SimRecording, clock: SimClock) -> dict[str, Any]:
+    return {
+        "sid": recording.sid,
+        "call_sid": recording.call_sid,
+        "conference_sid": recording.conference_sid,
+        "status": recording.status,
+        "source": recording.source,
+        "channels": recording.channels,
+        "duration_s": recording.duration_s(clock.now()),
+        "started_t": recording.started_t,
+        "ended_t": recording.ended_t,
+        "history": [_entry(e, clock) for e in recording.history],
+        "webhooks": [_delivery(d) for d in recording.deliveries],
     }
 
 
@@ -311,6 +334,17 @@ async def get_conference(request: web.Request) -> web.Response:
     return web.json_response(conference_view(conference, engine.clock))
 
 
+async def list_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    call_sid = request.query.get("call_sid")
+    items = [
+        recording_view(r, engine.clock)
+        for r in engine.recorder.by_sid.values()
+        if call_sid in (None, r.call_sid)
+    ]
+    return web.json_response({"recordings": items})
+
+
 async def stats(request: web.Request) -> web.Response:
     return web.json_response(stats_view(request.app[ENGINE]))
 
@@ -399,6 +433,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/sandbox/calls/{sid}/hangup", hang_up_call)
     r.add_get("/sandbox/conferences", list_conferences)
     r.add_get("/sandbox/conferences/{sid}", get_conference)
+    r.add_get("/sandbox/recordings", list_recordings)
     r.add_get("/sandbox/stats", stats)
     r.add_get("/sandbox/config", get_config)
     r.add_post("/sandbox/config", update_config)

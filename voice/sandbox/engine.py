@@ -21,6 +21,7 @@ from voice.sandbox.callee import amd_verdict, play_callee
 from voice.sandbox.clock import SimClock
 from voice.sandbox.conferences import ConferenceRooms
 from voice.sandbox.config import SandboxConfig
+from voice.sandbox.recordings import Recorder
 from voice.sandbox.state import (
     ACTIVITY_FETCHING,
     TERMINAL_STATUSES,
@@ -89,8 +90,10 @@ class Engine:
         self.sender = WebhookSender(
             config=lambda: self._config, clock=self.clock, rng=self._misbehaviour_rng, stats=self.stats
         )
+        self.recorder = Recorder(clock=self.clock, sender=self.sender, account_sid=config.account_sid)
         self.rooms = ConferenceRooms(
-            clock=self.clock, sender=self.sender, account_sid=config.account_sid, calls=self.calls
+            clock=self.clock, sender=self.sender, account_sid=config.account_sid, calls=self.calls,
+            recorder=self.recorder,
         )
         self._queue: asyncio.Queue[SimCall] = asyncio.Queue()
         self._last_release: float | None = None  # simulated time the last call left the CPS queue
@@ -126,6 +129,7 @@ class Engine:
         self.sender.cancel_pending()
         self.calls.clear()
         self.rooms.reset()
+        self.recorder.reset()
         self.book.reset()
         self.stats.clear()
         self.ended_by_status.clear()
@@ -386,6 +390,7 @@ class Engine:
         call.sip_response_code = SIP_CODES[status]
         call.note("ended", now, status=status, reason=reason)
         self.rooms.leave(call, "participant_hung_up")
+        self.recorder.call_ended(call.sid)
         current = asyncio.current_task()
         for task in call.tasks.values():
             if task is not current:

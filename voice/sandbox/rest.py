@@ -11,14 +11,16 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import urlencode
+from xml.sax.saxutils import escape, quoteattr
 
 from aiohttp import BasicAuth, web
 from multidict import MultiDictProxy
 
-from voice.sandbox.behaviours import is_valid_to
+from voice.sandbox.behaviours import is_client, is_valid_to
 from voice.sandbox.clock import SimClock
 from voice.sandbox.config import SandboxConfig
 from voice.sandbox.engine import API_VERSION, Engine, OutboundRequest
+from voice.sandbox.recordings import RECORDING_EVENTS, SimRecording, wav_bytes
 from voice.sandbox.state import STATUS_EVENTS, Conference, Participant, SimCall
 from voice.sandbox.twiml import Source
 
@@ -170,8 +172,8 @@ def participant_json(conference: Conference, participant: Participant, clock: Si
         "label": participant.label,
         "muted": participant.muted,
         "hold": participant.hold,
-        "coaching": False,
-        "call_sid_to_coach": None,
+        "coaching": participant.coaching,
+        "call_sid_to_coach": participant.call_sid_to_coach,
         "start_conference_on_enter": participant.start_conference_on_enter,
         "end_conference_on_exit": participant.end_conference_on_exit,
         "status": "connected",
@@ -390,6 +392,84 @@ async def fetch_participant(request: web.Request) -> web.Response:
     return web.json_response(participant_json(conference, _participant(request, conference), request.app[ENGINE].clock))
 
 
+# Participants API create parameters -> the <Conference> attributes the new call joins with.
+PARTICIPANT_ATTRS = {
+    "Muted": "muted",
+    "Label": "participantLabel",
+    "StartConferenceOnEnter": "startConferenceOnEnter",
+    "EndConferenceOnExit": "endConferenceOnExit",
+    "Beep": "beep",
+    "ConferenceStatusCallback": "statusCallback",
+    "ConferenceStatusCallbackMethod": "statusCallbackMethod",
+    "ConferenceRecordingStatusCallback": "recordingStatusCallback",
+    "ConferenceRecordingStatusCallbackMethod": "recordingStatusCallbackMethod",
+}
+
+
+async def create_participant(request: web.Request) -> web.Response:
+    """Dial `To` (a number, or `client:<identity>`: an emulated softphone that answers at once) and put the call in
+    the room when it answers, with the given flags. The path names the room by SID (it must be active) or by
+    FriendlyName (created if none is active)."""
+    engine = request.app[ENGINE]
+    key = request.match_info["sid"]
+    if key.startswith("CF"):
+        conference = _conference(request)
+        if not conference.active:
+            return twilio_error(400, 21218, f"Conference {key} is not active")
+    else:
+        conference = engine.rooms.open_named(key)
+    form = await request.post()
+    to, from_ = str(form.get("To") or "").strip(), str(form.get("From") or "").strip()
+    if not to:
+        return twilio_error(400, 21201, "A 'To' phone number is required.")
+    if not from_:
+        return twilio_error(400, 21603, "A 'From' phone number is required.")
+    if not (is_valid_to(to) or is_client(to)):
+        return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number or client.")
+    attrs = {name: str(form[param]) for param, name in PARTICIPANT_ATTRS.items() if form.get(param)}
+    if str(form.get("Coaching") or "").lower() == "true":
+        coach = str(form.get("CallSidToCoach") or "")
+        if coach not in conference.participants:
+            return twilio_error(400, 21218, "CallSidToCoach must name a participant of this conference")
+        attrs["coach"] = coach
+    events = [w for v in form.getall("ConferenceStatusCallbackEvent", []) for w in str(v).replace(",", " ").split()]
+    if events:
+        attrs["statusCallbackEvent"] = " ".join(events)
+    record = str(form.get("ConferenceRecord") or "").lower()
+    if record in ("true", "record-from-start"):
+        attrs["record"] = "record-from-start"
+    document = "<Response><Dial><Conference{}>{}</Conference></Dial></Response>".format(
+        "".join(f" {name}={quoteattr(value)}" for name, value in attrs.items()), escape(conference.friendly_name)
+    )
+    if form.get("StatusCallback") and not _valid_url(str(form["StatusCallback"])):
+        return twilio_error(400, 21205, f"StatusCallback is not a valid URL: {form['StatusCallback']}")
+    call = engine.create_call(
+        OutboundRequest(
+            to=to,
+            from_=from_,
+            twiml=document,
+            status_callback=str(form["StatusCallback"]) if form.get("StatusCallback") else None,
+            status_callback_method=_method(form, "StatusCallbackMethod"),
+            status_callback_events=_status_events(form.getall("StatusCallbackEvent", [])),
+            timeout_s=_seconds(form.get("Timeout"), 60.0, 5.0, 600.0),
+        )
+    )
+    pending = Participant(
+        call_sid=call.sid,
+        label=attrs.get("participantLabel"),
+        muted=attrs.get("muted", "").lower() == "true",
+        hold=False,
+        start_conference_on_enter=attrs.get("startConferenceOnEnter", "true").lower() == "true",
+        end_conference_on_exit=attrs.get("endConferenceOnExit", "").lower() == "true",
+        joined_t=engine.clock.now(),
+        coaching="coach" in attrs,
+        call_sid_to_coach=attrs.get("coach"),
+    )
+    body = participant_json(conference, pending, engine.clock)
+    body.update(status="queued", queue_time=str(call.queue_time_ms))
+    return web.json_response(body, status=201)
+
+
 async def update_participant(request: web.Request) -> web.Response:
     engine = request.app[ENGINE]
     conference = _conference(request)
@@ -400,7 +480,20 @@ async def update_participant(request: web.Request) -> web.Response:
         value = form.get(name)
         return None if value is None else str(value).lower() == "true"
 
-    engine.rooms.set_flags(conference, participant.call_sid, hold=flag("Hold"), muted=flag("Muted"))
+    coach_sid = str(form.get("CallSidToCoach") or "") or None
+    coaching = flag("Coaching")
+    if coaching and not (coach_sid or participant.call_sid_to_coach):
+        return twilio_error(400, 21218, "CallSidToCoach is required when Coaching is true")
+    if coach_sid and coach_sid not in conference.participants:
+        return twilio_error(400, 21218, f"CallSidToCoach {coach_sid} is not a participant of this conference")
+    engine.rooms.set_flags(
+        conference,
+        participant.call_sid,
+        hold=flag("Hold"),
+        muted=flag("Muted"),
+        coaching=coaching,
+        call_sid_to_coach=coach_sid,
+    )
     return web.json_response(participant_json(conference, participant, engine.clock))
 
 
@@ -414,6 +507,170 @@ async def kick_participant(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+# -- Recordings -------------------------------------------------------------------------------------
+
+
+def recording_json(recording: SimRecording, clock: SimClock) -> dict[str, Any]:
+    uri = f"/2010-04-01/Accounts/{recording.account_sid}/Recordings/{recording.sid}"
+    done = not recording.live
+    return {
+        "sid": recording.sid,
+        "account_sid": recording.account_sid,
+        "call_sid": recording.call_sid,
+        "conference_sid": recording.conference_sid,
+        "status": recording.status,
+        "source": recording.source,
+        "channels": recording.channels,
+        "track": recording.track,
+        "duration": str(recording.duration_s(clock.now())) if done else "-1",
+        "start_time": _date(clock, recording.started_t),
+        "date_created": _date(clock, recording.started_t),
+        "date_updated": _date(clock, recording.ended_t or recording.started_t),
+        "price": None,
+        "price_unit": "USD",
+        "error_code": None,
+        "api_version": API_VERSION,
+        "media_url": f"https://api.twilio.com{uri}",
+        "uri": uri + ".json",
+        "subresource_uris": {"transcriptions": f"{uri}/Transcriptions.json"},
+        "encryption_details": None,
+    }
+
+
+def _recording(request: web.Request) -> SimRecording:
+    recording = request.app[ENGINE].recorder.by_sid.get(request.match_info["rsid"])
+    # A deleted recording is gone for every purpose (Twilio answers 404).
+    if recording is None or recording.status == "deleted":
+        raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return recording
+
+
+def _current(request: web.Request, *, call_sid: str | None = None, conference_sid: str | None = None) -> SimRecording:
+    """The recording a `.../Recordings/{RE|Twilio.CURRENT}.json` path names, within its call or conference."""
+    recorder = request.app[ENGINE].recorder
+    key = request.match_info["rsid"]
+    if key == "Twilio.CURRENT":
+        if call_sid:
+            recording = recorder.current_for_call(call_sid)
+        else:
+            recording = recorder.current_for_conference(conference_sid or "")
+    else:
+        recording = recorder.by_sid.get(key)
+        owner = recording.call_sid if call_sid else (recording.conference_sid if recording else None)
+        if recording is not None and owner != (call_sid or conference_sid):
+            recording = None
+    if recording is None or recording.status == "deleted":
+        raise TwilioError(404, 20404, f"The requested resource {request.path} was not found")
+    return recording
+
+
+async def create_call_recording(request: web.Request) -> web.Response:
+    """Start recording a live call (RecordingSource StartCallRecordingAPI)."""
+    engine = request.app[ENGINE]
+    call = _call(request)
+    form = await request.post()
+    if call.status != "in-progress":
+        return twilio_error(400, 21220, "Call is not in-progress. Cannot start recording.")
+    channels = str(form.get("RecordingChannels") or "mono").lower()
+    if channels not in ("mono", "dual"):
+        return twilio_error(400, 21218, "RecordingChannels must be mono or dual")
+    callback = form.get("RecordingStatusCallback")
+    if callback and not _valid_url(str(callback)):
+        return twilio_error(400, 21205, f"RecordingStatusCallback is not a valid URL: {callback}")
+    events = form.getall("RecordingStatusCallbackEvent", [])
+    words = [w for value in events for w in str(value).replace(",", " ").split()]
+    recording = engine.recorder.start(
+        call_sid=call.sid,
+        conference_sid=None,
+        source="StartCallRecordingAPI",
+        channels=2 if channels == "dual" else 1,
+        track=str(form.get("RecordingTrack") or "both"),
+        status_callback=str(callback) if callback else None,
+        status_callback_method=_method(form, "RecordingStatusCallbackMethod"),
+        status_callback_events=frozenset(w for w in words if w in RECORDING_EVENTS) or frozenset({"completed"}),
+    )
+    call.note("recording-started", engine.clock.now(), recording_sid=recording.sid, channels=channels)
+    return web.json_response(recording_json(recording, engine.clock), status=201)
+
+
+async def _update_recording(request: web.Request, recording: SimRecording) -> web.Response:
+    engine = request.app[ENGINE]
+    form = await request.post()
+    status = str(form.get("Status") or "")
+    if status not in ("paused", "in-progress", "stopped"):
+        return twilio_error(400, 21218, "Status must be paused, in-progress or stopped")
+    if not recording.live:
+        return twilio_error(400, 21220, "Recording is not in-progress or paused.")
+    behaviour = str(form.get("PauseBehavior") or "silence")
+    if behaviour not in ("skip", "silence"):
+        return twilio_error(400, 21218, "PauseBehavior must be skip or silence")
+    engine.recorder.set_status(recording, status, pause_behavior=behaviour)
+    return web.json_response(recording_json(recording, engine.clock))
+
+
+async def update_call_recording(request: web.Request) -> web.Response:
+    call = _call(request)
+    return await _update_recording(request, _current(request, call_sid=call.sid))
+
+
+async def list_call_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    call = _call(request)
+    items = [
+        recording_json(r, engine.clock)
+        for r in reversed(list(engine.recorder.by_sid.values()))
+        if r.call_sid == call.sid and r.status != "deleted"
+    ]
+    return _page(request, "recordings", items, {})
+
+
+async def update_conference_recording(request: web.Request) -> web.Response:
+    conference = _conference(request)
+    return await _update_recording(request, _current(request, conference_sid=conference.sid))
+
+
+async def list_conference_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    conference = _conference(request)
+    items = [
+        recording_json(r, engine.clock)
+        for r in reversed(list(engine.recorder.by_sid.values()))
+        if r.conference_sid == conference.sid and r.status != "deleted"
+    ]
+    return _page(request, "recordings", items, {})
+
+
+async def list_recordings(request: web.Request) -> web.Response:
+    engine = request.app[ENGINE]
+    filters = {k: request.query[k] for k in ("CallSid", "ConferenceSid") if request.query.get(k)}
+    items = [
+        recording_json(r, engine.clock)
+        for r in reversed(list(engine.recorder.by_sid.values()))
+        if r.status != "deleted"
+        and filters.get("CallSid", r.call_sid) == r.call_sid
+        and filters.get("ConferenceSid", r.conference_sid) == r.conference_sid
+    ]
+    return _page(request, "recordings", items, filters)
+
+
+async def fetch_recording(request: web.Request) -> web.Response:
+    return web.json_response(recording_json(_recording(request), request.app[ENGINE].clock))
+
+
+async def delete_recording(request: web.Request) -> web.Response:
+    request.app[ENGINE].recorder.delete(_recording(request))
+    return web.Response(status=204)
+
+
+async def recording_media(request: web.Request) -> web.Response:
+    """The audio, once the recording is over. Only `.wav` is generated (an `.mp3` URL is a 404 here)."""
+    engine = request.app[ENGINE]
+    recording = _recording(request)
+    if recording.live:
+        raise TwilioError(404, 20404, "The recording is not completed yet")
+    return web.Response(body=wav_bytes(recording, engine.clock.now()), content_type="audio/x-wav")
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post(f"{PREFIX}/Calls.json", create_call)
     app.router.add_get(f"{PREFIX}/Calls.json", list_calls)
@@ -423,7 +680,19 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/Conferences/{SID}.json", fetch_conference)
     app.router.add_post(f"{PREFIX}/Conferences/{SID}.json", update_conference)
     app.router.add_get(f"{PREFIX}/Conferences/{SID}/Participants.json", list_participants)
+    # A FriendlyName may stand in for the SID when creating a participant.
+    app.router.add_post(f"{PREFIX}/Conferences/{{sid:[^/]+}}/Participants.json", create_participant)
     participant = f"{PREFIX}/Conferences/{SID}/Participants/{{call_sid:[^/]+}}.json"
     app.router.add_get(participant, fetch_participant)
     app.router.add_post(participant, update_participant)
     app.router.add_delete(participant, kick_participant)
+    rsid = "{rsid:[A-Za-z0-9.]+}"
+    app.router.add_post(f"{PREFIX}/Calls/{SID}/Recordings.json", create_call_recording)
+    app.router.add_get(f"{PREFIX}/Calls/{SID}/Recordings.json", list_call_recordings)
+    app.router.add_post(f"{PREFIX}/Calls/{SID}/Recordings/{rsid}.json", update_call_recording)
+    app.router.add_get(f"{PREFIX}/Conferences/{SID}/Recordings.json", list_conference_recordings)
+    app.router.add_post(f"{PREFIX}/Conferences/{SID}/Recordings/{rsid}.json", update_conference_recording)
+    app.router.add_get(f"{PREFIX}/Recordings.json", list_recordings)
+    app.router.add_get(f"{PREFIX}/Recordings/{{rsid:RE[A-Za-z0-9]+}}.json", fetch_recording)
+    app.router.add_delete(f"{PREFIX}/Recordings/{{rsid:RE[A-Za-z0-9]+}}.json", delete_recording)
+    app.router.add_get(f"{PREFIX}/Recordings/{{rsid:RE[A-Za-z0-9]+}}.wav", recording_media)

@@ -238,6 +238,18 @@ class Sandbox:
             lambda engine: [control.conference_view(c, engine.clock) for c in engine.rooms.by_sid.values()]
         )
 
+    def conference(self, sid: str) -> dict[str, Any]:
+        return self._on_loop(lambda engine: control.conference_view(engine.rooms.by_sid[sid], engine.clock))
+
+    def recordings(self, **filters: str) -> list[dict[str, Any]]:
+        """Snapshots of recordings (as GET /sandbox/recordings), optionally filtered by equal fields."""
+
+        def snapshot(engine: Engine) -> list[dict[str, Any]]:
+            views = [control.recording_view(r, engine.clock) for r in engine.recorder.by_sid.values()]
+            return [v for v in views if all(v.get(k) == value for k, value in filters.items())]
+
+        return self._on_loop(snapshot)
+
     def stats(self) -> dict[str, Any]:
         return self._on_loop(control.stats_view)
 

@@ -144,6 +144,8 @@ class Participant:
     start_conference_on_enter: bool
     end_conference_on_exit: bool
     joined_t: float
+    coaching: bool = False  # a whisper: only `call_sid_to_coach` hears this participant
+    call_sid_to_coach: str | None = None
     left: asyncio.Event = field(default_factory=asyncio.Event)  # set when the conference lets go of this call
 
 
@@ -162,9 +164,29 @@ class Conference:
     sequence: int = 0
     reason_ended: str | None = None
     call_sid_ending: str | None = None
+    record: bool = False  # record="record-from-start": a recording starts with the room
+    recording_callback: str | None = None
+    recording_callback_method: str = "POST"
+    recording_callback_events: frozenset[str] = frozenset({"completed"})
     history: list[TimelineEntry] = field(default_factory=list)
     deliveries: list[Delivery] = field(default_factory=list)
 
     @property
     def active(self) -> bool:
         return self.status != "completed"
+
+    def hears(self, listener_sid: str) -> list[str]:
+        """Whom `listener_sid` hears in this room: every other unmuted participant not on hold, except a coach,
+        whom only the coached call hears (Twilio's whisper). Nobody hears anything before the room starts or
+        while on hold (hold music instead)."""
+        listener = self.participants.get(listener_sid)
+        if listener is None or listener.hold or self.status != "in-progress":
+            return []
+        return [
+            sid
+            for sid, speaker in self.participants.items()
+            if sid != listener_sid
+            and not speaker.muted
+            and not speaker.hold
+            and (not speaker.coaching or speaker.call_sid_to_coach == listener_sid)
+        ]

@@ -1,0 +1,177 @@
+"""The outbox on PostgreSQL: a Twilio effect survives a crash between commit and send, and between send and
+its record; it is never sent twice in a way that changes the outcome; 429s are retried; the pool runs effects
+off the request thread."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from campaigns.models import AgentSession, Contact
+from tests.live import wait_until
+from tests.voice.test_webhooks import amd, answer, place, status
+from voice import gateway, outbox, reconcile, states
+from voice.models import Call, CallEffect
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+Status = CallEffect.Status
+
+
+def later(seconds: float = 2.0) -> dt.datetime:
+    return timezone.now() + dt.timedelta(seconds=seconds)
+
+
+def redirects(fake_twilio, call) -> list[str]:
+    return [urlsplit(r.form["Url"][0]).path for r in fake_twilio.updates(call.sid) if "Url" in r.form]
+
+
+@pytest.fixture
+def crash_after_commit(monkeypatch):
+    """The process dies right after each transaction commits: nothing it queued after commit ever runs; only
+    the sweep (another process) runs effects."""
+    monkeypatch.setattr(outbox, "submit", lambda effect_id, delay_s=0.0: None)
+
+
+def test_a_redirect_lost_in_a_crash_between_commit_and_send_is_sent_once_by_the_sweep(
+        floor, fake_twilio, webhook, monkeypatch):
+    campaign, session = floor
+    call = place(session)
+    answer(webhook, call)
+    monkeypatch.setattr(outbox, "submit", lambda effect_id, delay_s=0.0: None)  # the crash
+    amd(webhook, call, "human")
+    monkeypatch.undo()
+    call.refresh_from_db()
+    assert call.state == states.State.BRIDGING  # the decision committed ...
+    [effect] = CallEffect.objects.filter(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+    assert effect.status == Status.PENDING  # ... with its effect, which never left
+    assert redirects(fake_twilio, call) == []
+    assert outbox.effects_sweep(now=later()) == 1  # any surviving worker
+    assert redirects(fake_twilio, call) == ["/api/voice/customer-join-conference"]
+    effect.refresh_from_db()
+    assert effect.status == Status.DONE and effect.attempts == 1 and effect.finished_at is not None
+    assert outbox.effects_sweep(now=later()) == 0  # a second sweep finds nothing to do
+    assert redirects(fake_twilio, call) == ["/api/voice/customer-join-conference"]
+
+
+def test_a_create_lost_between_commit_and_send_is_placed_by_the_sweep(floor, fake_twilio, crash_after_commit):
+    campaign, session = floor
+    call = place(session)
+    assert call.state == states.State.CREATED and fake_twilio.creates() == []
+    outbox.effects_sweep(now=later())
+    outbox.effects_sweep(now=later())
+    call.refresh_from_db()
+    assert len(fake_twilio.creates()) == 1 and call.sid and call.state == states.State.DIALING
+
+
+def test_a_sender_that_died_mid_request_is_taken_over_and_the_redirect_is_idempotent(floor, fake_twilio, webhook,
+                                                                                      crash_after_commit):
+    campaign, session = floor
+    call = place(session)
+    outbox.effects_sweep(now=later())
+    call.refresh_from_db()
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    effect = CallEffect.objects.get(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+    # Claimed by a process that then died (its advisory lock went with its connection).
+    CallEffect.objects.filter(pk=effect.pk).update(status=Status.SENDING, started_at=timezone.now(), attempts=1)
+    outbox.effects_sweep(now=later())
+    effect.refresh_from_db()
+    assert effect.status == Status.DONE and effect.attempts == 2
+    assert redirects(fake_twilio, call) == ["/api/voice/customer-join-conference"]
+
+
+def test_a_live_sender_is_left_alone(floor, fake_twilio, webhook, crash_after_commit):
+    campaign, session = floor
+    call = place(session)
+    outbox.effects_sweep(now=later())
+    call.refresh_from_db()
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    effect = CallEffect.objects.get(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+    CallEffect.objects.filter(pk=effect.pk).update(status=Status.SENDING, started_at=timezone.now(), attempts=1)
+    params = connection.get_connection_params()
+    params.pop("cursor_factory", None)
+    params.pop("context", None)
+    with psycopg.connect(**params, autocommit=True) as other:  # another process, busy sending it right now
+        other.execute("SELECT pg_advisory_lock(%s, %s)", [outbox.LOCK_CLASS, effect.pk])
+        assert outbox.effects_sweep(now=later()) == 0
+        assert redirects(fake_twilio, call) == []
+    effect.refresh_from_db()
+    assert effect.status == Status.SENDING
+
+
+def test_a_create_whose_sender_died_is_never_sent_again_but_looked_up(floor, fake_twilio, crash_after_commit):
+    campaign, session = floor
+    call = place(session)
+    effect = CallEffect.objects.get(call=call, kind=outbox.CREATE)
+    CallEffect.objects.filter(pk=effect.pk).update(status=Status.SENDING, started_at=timezone.now(), attempts=1)
+    outbox.effects_sweep(now=later())
+    effect.refresh_from_db()
+    assert effect.status == Status.AMBIGUOUS and fake_twilio.creates() == []
+    call.refresh_from_db()
+    assert call.state == states.State.CREATED  # the contact stays locked until the reconciler knows
+    assert Contact.objects.get(pk=call.contact_id).status == Contact.Status.DIALING
+    reconcile.call_reconcile(call=call)
+    call.refresh_from_db()
+    assert call.state == states.State.ENDED and call.outcome == "failed"  # Twilio has no such call: never placed
+    assert "never placed" in call.error
+
+
+def test_a_stale_effect_is_skipped_not_sent(floor, fake_twilio, webhook, crash_after_commit):
+    """Out of order: the person hung up before the redirect ran. The late redirect must not be sent."""
+    campaign, session = floor
+    call = place(session)
+    outbox.effects_sweep(now=later())
+    call.refresh_from_db()
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    status(webhook, call, "completed", 9)
+    outbox.effects_sweep(now=later())
+    effect = CallEffect.objects.get(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+    assert effect.status == Status.SKIPPED and redirects(fake_twilio, call) == []
+
+
+def test_a_rate_limited_hangup_is_retried_with_backoff_and_its_outcome_kept(floor, fake_twilio, webhook):
+    campaign, session = floor
+    call = place(session)
+    answer(webhook, call)
+    fake_twilio.too_many_updates = 5  # more than the gateway's own quick retries
+    amd(webhook, call, "machine_start")
+    effect = CallEffect.objects.get(call=call, kind=states.Effect.HANGUP)
+    assert effect.status == Status.PENDING and effect.attempts == 1 and "429" in effect.result
+    assert effect.not_before > timezone.now()
+    assert outbox.effects_sweep() == 0  # not before its backoff
+    CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now() - dt.timedelta(seconds=1))
+    outbox.effects_sweep()
+    effect.refresh_from_db()
+    assert effect.status == Status.DONE and effect.attempts == 2
+    assert fake_twilio.statuses[call.sid] == "completed"
+
+
+def test_effects_run_off_the_committing_thread(floor, fake_twilio, webhook, settings, monkeypatch):
+    settings.OUTBOX_INLINE = False
+    campaign, session = floor
+    seen = []
+    redirect = gateway.redirect_call
+
+    def record(**kwargs):
+        seen.append(threading.current_thread().name)
+        return redirect(**kwargs)
+
+    monkeypatch.setattr(gateway, "redirect_call", record)
+    call = place(session)
+    assert wait_until(lambda: Call.objects.get(pk=call.pk).sid)
+    call.refresh_from_db()
+    answer(webhook, call)
+    amd(webhook, call, "human")
+    assert wait_until(lambda: redirects(fake_twilio, call))
+    assert seen and all(name.startswith("outbox") for name in seen)
+    assert wait_until(lambda: CallEffect.objects.filter(call=call, status=Status.DONE).count() == 2)
+    assert AgentSession.objects.get(pk=session.pk).state == AgentSession.State.ON_CALL

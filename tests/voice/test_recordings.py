@@ -1,0 +1,220 @@
+"""Recordings and supervision on PostgreSQL: the signed recording webhook (duplicates, out of order, before the REST
+answer), one recording per talk under concurrent join events, consent announcements, the agent's notice settings,
+retention purge, and the supervise API's refusals. Twilio's REST side is counted in-process here; the e2e tests
+drive the real wire format through the sandbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connections
+from django.utils import timezone
+
+from campaigns.consent import recording_announcement_for, us_state_for
+from campaigns.models import Campaign
+from tests import factories
+from voice import gateway, recordings, supervision
+from voice.models import Call, CallEvent, Recording, Supervision, WebhookEvent
+from voice.states import State
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def twilio(monkeypatch):
+    """The REST calls recordings make, counted (and scriptable) instead of sent."""
+    calls = {"start": [], "delete": [], "fail_delete": set()}
+
+    def start(*, call_sid, status_callback, dual=True):
+        calls["start"].append(call_sid)
+        return gateway.RecordingInfo(sid=f"RE{len(calls['start']):032d}", status="in-progress", channels=2)
+
+    def delete(*, sid):
+        if sid in calls["fail_delete"]:
+            raise gateway.GatewayError("Twilio 503", status=503, retryable=True)
+        calls["delete"].append(sid)
+
+    monkeypatch.setattr(gateway, "start_call_recording", start)
+    monkeypatch.setattr(gateway, "delete_recording", delete)
+    return calls
+
+
+def talk(*, record: bool = True, phone: str = "+14155550123") -> Call:
+    campaign = factories.make_campaign(record_calls=record)
+    contact = factories.make_contact(campaign=campaign, phone=phone)
+    session = factories.make_session(campaign=campaign, agent_call_sid="CA" + "a" * 32)
+    sid = "CA" + phone.lstrip("+").rjust(32, "0")
+    return Call.objects.create(campaign=campaign, contact=contact, sid=sid, state=State.CONNECTED,
+                               bridged_to=session, dialed_for=session)
+
+
+def recording_params(sid: str, status: str, **extra) -> dict:
+    return {"AccountSid": "AC" + "0" * 32, "CallSid": "CA" + "c" * 32, "RecordingSid": sid,
+            "RecordingUrl": f"https://api.twilio.com/2010-04-01/Accounts/AC{'0' * 32}/Recordings/{sid}",
+            "RecordingStatus": status, "RecordingDuration": extra.pop("duration", "-1"), "RecordingChannels": "2",
+            "RecordingSource": "StartCallRecordingAPI", **extra}
+
+
+@pytest.mark.django_db(transaction=True)  # real concurrent transactions
+def test_concurrent_join_events_start_one_recording(twilio):
+    call = talk()
+    barrier = threading.Barrier(4)
+    results = []
+
+    def join():
+        try:
+            barrier.wait()
+            results.append(recordings.recording_start_for_call(call_id=call.pk))
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=join) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert Recording.objects.filter(call=call).count() == 1
+    assert twilio["start"] == [call.sid]  # Twilio was asked once
+    assert len({r.pk for r in results}) == 1
+    assert Recording.objects.get(call=call).status == "in-progress"
+
+
+def test_unrecorded_campaign_and_a_call_that_is_not_talking_record_nothing(twilio):
+    assert recordings.recording_start_for_call(call_id=talk(record=False).pk) is None
+    call = talk(phone="+14155550124")
+    Call.objects.filter(pk=call.pk).update(state=State.ENDED)
+    assert recordings.recording_start_for_call(call_id=call.pk) is None
+    assert twilio["start"] == [] and not Recording.objects.exists()
+
+
+def test_recording_webhook_is_idempotent_in_any_order(twilio, webhook):
+    call = talk()
+    Recording.objects.create(call=call)  # the REST answer has not come back yet: no sid
+    sid = "RE" + "1" * 32
+    # `completed` first, matched by the call id in the callback URL; then a late `in-progress`; then a duplicate.
+    done = webhook("recording-status", recording_params(sid, "completed", duration="42"), query={"call": call.pk})
+    assert done.status_code == 204
+    late = webhook("recording-status", recording_params(sid, "in-progress"), query={"call": call.pk})
+    again = webhook("recording-status", recording_params(sid, "completed", duration="42"), query={"call": call.pk})
+    assert late.status_code == again.status_code == 204
+    recording = Recording.objects.get(call=call)
+    assert (recording.sid, recording.status, recording.duration_s) == (sid, "completed", 42)
+    assert recording.media_url.endswith(sid) and recording.playable
+    assert CallEvent.objects.filter(call=call, kind="RecordingCompleted").count() == 1
+    assert not CallEvent.objects.filter(call=call, kind="RecordingInProgress").exists()
+    assert set(WebhookEvent.objects.filter(kind="recording").values_list("status", flat=True)) == {"processed"}
+
+
+def test_recording_webhook_refuses_forgeries_and_records_malformed_and_unknown(webhook):
+    params = recording_params("RE" + "2" * 32, "completed")
+    assert webhook("recording-status", params, signature="forged").status_code == 403
+    assert not WebhookEvent.objects.exists()
+    assert webhook("recording-status", {**params, "RecordingStatus": "exploded"}).status_code == 400
+    assert webhook("recording-status", params).status_code == 204  # a recording we never started
+    statuses = list(WebhookEvent.objects.order_by("pk").values_list("status", "error"))
+    assert statuses[0][0] == "ignored" and "RecordingStatus" in statuses[0][1]
+    assert statuses[1] == ("ignored", "unknown call")
+
+
+def test_delete_and_purge_delete_at_twilio_first(twilio):
+    old, recent, live, failing = (talk(phone=f"+1415555013{i}") for i in range(4))
+    ago = timezone.now() - dt.timedelta(days=100)
+    rows = {}
+    for call, status, sid in ((old, "completed", "RE" + "3" * 32), (recent, "completed", "RE" + "4" * 32),
+                              (live, "in-progress", "RE" + "5" * 32), (failing, "completed", "RE" + "6" * 32)):
+        rows[call.pk] = Recording.objects.create(call=call, sid=sid, status=status, media_url="https://x/" + sid)
+    Recording.objects.exclude(call=recent).update(created_at=ago)
+    twilio["fail_delete"].add("RE" + "6" * 32)
+
+    with pytest.raises(CommandError, match="1 recording"):
+        call_command("purge_recordings", "--days", "90")
+    assert twilio["delete"] == ["RE" + "3" * 32]
+    statuses = {r.call_id: r.status for r in Recording.objects.all()}
+    assert statuses == {old.pk: "deleted", recent.pk: "completed", live.pk: "in-progress", failing.pk: "completed"}
+    assert Recording.objects.get(call=old).media_url == ""  # Twilio's URL is forgotten with it
+    assert CallEvent.objects.filter(call=old, kind="RecordingDeleted", detail="by retention").exists()
+
+    twilio["fail_delete"].clear()
+    call_command("purge_recordings", "--days", "90")
+    assert Recording.objects.get(call=failing).status == "deleted"
+    with pytest.raises(Exception, match="still being recorded"):
+        recordings.recording_delete(recording=Recording.objects.get(call=live))
+
+
+def test_playback_is_for_managers_and_the_calls_agent(twilio):
+    call = talk()
+    recording = Recording.objects.create(call=call, sid="RE" + "7" * 32, status="completed", media_url="https://x")
+    manager = factories.make_user(manager=True)
+    assert recordings.access_recording(manager, recording.pk) == recording
+    assert recordings.access_recording(call.bridged_to.agent, recording.pk) == recording
+    colleague = factories.make_session(campaign=call.campaign).agent  # same campaign, not their call
+    with pytest.raises(Exception, match="only managers and the agent"):
+        recordings.access_recording(colleague, recording.pk)
+    with pytest.raises(Exception, match="no such recording"):
+        recordings.access_recording(manager, recording.pk + 1000)
+
+
+@pytest.mark.parametrize(("phone", "policy", "heard"), [
+    ("+14155550123", "two_party", True),   # California: all-party consent
+    ("+12125550123", "two_party", False),  # New York: one-party
+    ("+12125550123", "always", True),
+    ("+14155550123", "never", False),
+    ("+442071838750", "two_party", False),  # not a US number
+])
+def test_announcement_follows_the_contacts_state(phone, policy, heard):
+    campaign = factories.make_campaign(record_calls=True, announce_recording=policy, recording_announcement="Recorded.")
+    assert recording_announcement_for(campaign, phone) == ("Recorded." if heard else "")
+    campaign.record_calls = False
+    assert recording_announcement_for(campaign, phone) == ""
+
+
+def test_states_from_numbers():
+    assert [us_state_for(n) for n in ("+14155550123", "+12155550123", "+12065550123", "+12025550123")] == [
+        "CA", "PA", "WA", "DC"]
+
+
+def test_api_takes_record_calls_and_refuses_an_empty_required_announcement(client):
+    manager = factories.make_user(manager=True)
+    client.force_login(manager)
+    base = {"name": "Recorded", "contacts": ["+14155550123"], "record_calls": True, "seller_name": "Acme",
+            "opt_out_number": "+12025550199"}
+    bad = client.post("/api/campaign", {**base, "announce_recording": "always", "recording_announcement": " "},
+                      content_type="application/json")
+    assert bad.status_code == 400 and "recording_announcement" in bad.json()["fields"]
+    good = client.post("/api/campaign", {**base, "announce_recording": "always"}, content_type="application/json")
+    assert good.status_code == 201, good.content
+    created = Campaign.objects.get(name="Recorded")
+    assert created.record_calls and created.recording_announcement
+
+
+@pytest.mark.parametrize(("policy", "mode", "notice"), [
+    ("all", "listen", "Mia Chen is listening to this call."),
+    ("all", "whisper", "Mia Chen is coaching you: only you can hear them."),
+    ("audible", "listen", ""),
+    ("audible", "barge", "Mia Chen has joined the call: the customer hears them too."),
+    ("off", "whisper", None),
+])
+def test_agent_notice_follows_the_setting(settings, policy, mode, notice):
+    settings.SUPERVISION_NOTICE = policy
+    call = talk()
+    manager = factories.make_user(manager=True, first_name="Mia", last_name="Chen")
+    row = Supervision.objects.create(call=call, manager=manager, mode=mode, joined_at=timezone.now())
+    assert supervision.notice_for(row) == notice
+
+
+def test_supervise_refusals(client):
+    call = talk()
+    manager = factories.make_user(manager=True)
+    client.force_login(manager)
+    url = f"/api/campaign/{call.campaign_id}/supervise"
+    other = talk(phone="+14155550999")
+    assert client.post(url, {"call_id": other.pk, "mode": "listen"},
+                       content_type="application/json").status_code == 400  # not this campaign's call
+    Call.objects.filter(pk=call.pk).update(state=State.ENDED)
+    assert client.post(url, {"call_id": call.pk, "mode": "listen"},
+                       content_type="application/json").status_code == 409  # no live talk
+    assert client.delete(url).status_code == 409  # nothing to leave
+    assert not Supervision.objects.exists()
