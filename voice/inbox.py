@@ -10,6 +10,7 @@ import contextlib
 import logging
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import IntegrityError, transaction
@@ -17,7 +18,6 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from campaigns.consent import recording_announcement_for
-from campaigns.models import AgentSession
 from voice import floor, presence, recordings, services, states, supervision, twiml
 from voice.models import Call, WebhookEvent
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 Kind = WebhookEvent.Kind
 Processing = WebhookEvent.Processing
+VOICE_KINDS = (Kind.VOICE, Kind.DIAL)
 KEPT_HEADERS = ("X-Twilio-Signature", "I-Twilio-Idempotency-Token", "User-Agent", "Content-Type")
 
 
@@ -62,27 +63,103 @@ def dedupe_key(kind: str, params: dict, headers: dict) -> str | None:
     return f"{kind}:{token}" if token else None
 
 
+def _raw_row(*, kind: str, route: str, path: str, params: dict, headers: dict) -> WebhookEvent:
+    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    return WebhookEvent(
+        kind=kind, route=route[:40], path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params,
+        headers=kept, signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
+    )
+
+
+def _store_duplicate(row: WebhookEvent) -> WebhookEvent:
+    """Same report again (Twilio retried, or two deliveries raced): keep it, marked, unapplied."""
+    row.pk = None
+    row.dedupe_key = None
+    row.status = Processing.DUPLICATE
+    row.processed_at = timezone.now()
+    row.save()
+    return row
+
+
 def webhook_record(*, kind: str, route: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
     """Store the raw webhook before anything else; `route` is the URL name it arrived on (it picks the handler).
     Returns (row, is_duplicate)."""
-    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
-    row = WebhookEvent(
-        kind=kind, route=route[:40], path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params,
-        headers=kept,
-        signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
-    )
+    row = _raw_row(kind=kind, route=route, path=path, params=params, headers=headers)
     try:
         with transaction.atomic():
             row.save()
         return row, False
     except IntegrityError:
-        # Same report again (Twilio retried, or two deliveries raced): keep it, marked, unapplied.
-        row.pk = None
-        row.dedupe_key = None
-        row.status = Processing.DUPLICATE
-        row.processed_at = timezone.now()
+        return _store_duplicate(row), True
+
+
+@dataclass(frozen=True)
+class Received:
+    event: WebhookEvent
+    duplicate: bool
+    answer: str | None  # TwiML for voice kinds
+    malformed: str = ""  # why a signed webhook was refused (answered 400 / polite TwiML)
+
+
+def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: dict) -> Received:
+    """The request path: store the raw row, apply it and record the outcome in ONE transaction (one commit).
+
+    The raw row is the transaction's first write, so everything the webhook changed commits with it or not at
+    all. When processing fails, that transaction is rolled back whole (no half-applied fact) and the raw row is
+    stored again on its own with the error, so a failed webhook is still kept and can be replayed (rule 7).
+    A duplicate is detected by the raw row's unique key before anything else ran. Effects (Twilio requests,
+    realtime events) run after the commit, as always.
+    """
+    row = _raw_row(kind=kind, route=route, path=path, params=params, headers=headers)
+    voice = kind in VOICE_KINDS
+    stored = False
+    try:
+        with transaction.atomic():
+            row.save()
+            stored = True
+            handler = HANDLERS.get(_route(row))
+            if handler is None:
+                _finish(row, Processing.IGNORED, f"no handler for {row.path}")
+                return Received(row, False, twiml.polite_hangup() if voice else None)
+            answer, applied = handler(row)
+            _finish(row, Processing.PROCESSED if applied else Processing.IGNORED, "" if applied else "unknown call")
+            return Received(row, False, answer)
+    except IntegrityError:
+        if stored:
+            return _failed(row, voice)
+        duplicate = _store_duplicate(row)
+        if not voice:
+            return Received(duplicate, True, None)
+        # A voice URL fetched twice still needs its TwiML: answer by the call's state, as the first time.
+        answer = None
+        with contextlib.suppress(Malformed):
+            answer = webhook_process(event=duplicate)
+        return Received(duplicate, True, answer)
+    except Malformed as exc:
+        _store_after_rollback(row, Processing.IGNORED, str(exc))
+        return Received(row, False, None, malformed=str(exc))
+    except Exception:
+        return _failed(row, voice)
+
+
+def _failed(row: WebhookEvent, voice: bool) -> Received:
+    log.exception("webhook %s %s failed", row.kind, row.path)
+    _store_after_rollback(row, Processing.FAILED, traceback.format_exc()[-4000:])
+    return Received(row, False, twiml.polite_hangup() if voice else None)
+
+
+def _store_after_rollback(row: WebhookEvent, status: str, error: str) -> None:
+    """The transaction that held the raw row was rolled back: store it again, with what happened."""
+    row.pk = None
+    row.status = status
+    row.error = error
+    row.processed_at = timezone.now()
+    row.attempts = 1
+    try:
         row.save()
-        return row, True
+    except IntegrityError:
+        # A twin delivery committed meanwhile: this one is a duplicate after all.
+        _store_duplicate(row)
 
 
 def webhook_process(*, event: WebhookEvent) -> str | None:
@@ -90,7 +167,7 @@ def webhook_process(*, event: WebhookEvent) -> str | None:
     handler = HANDLERS.get(_route(event))
     if handler is None:
         _finish(event, Processing.IGNORED, f"no handler for {event.path}")
-        return twiml.polite_hangup() if event.kind in (Kind.VOICE, Kind.DIAL) else None
+        return twiml.polite_hangup() if event.kind in VOICE_KINDS else None
     try:
         answer, applied = handler(event)
     except Malformed as exc:
@@ -99,7 +176,7 @@ def webhook_process(*, event: WebhookEvent) -> str | None:
     except Exception:
         log.exception("webhook %s failed", event.pk)
         _finish(event, Processing.FAILED, traceback.format_exc()[-4000:])
-        return twiml.polite_hangup() if event.kind in (Kind.VOICE, Kind.DIAL) else None
+        return twiml.polite_hangup() if event.kind in VOICE_KINDS else None
     _finish(event, Processing.PROCESSED if applied else Processing.IGNORED, "" if applied else "unknown call")
     return answer
 
@@ -175,7 +252,7 @@ def _twiml_for(call: Call, kind: states.Twiml) -> str:
     if kind is states.Twiml.HOLD:
         return twiml.hold(audio_url=campaign.hold_audio_url)
     if kind is states.Twiml.CONFERENCE and call.bridged_to_id:
-        session = AgentSession.objects.only("conference_room").get(pk=call.bridged_to_id)
+        session = call.bridged_to  # loaded with the call by the redirect fetch; one read otherwise
         return twiml.conference(room=session.conference_room, session_id=session.pk, agent=False,
                                 announcement=recording_announcement_for(campaign, call.contact.phone))
     if kind is states.Twiml.VOICEMAIL:
@@ -197,10 +274,15 @@ def _on_customer_answer(event: WebhookEvent) -> tuple[str, bool]:
 
 def _on_redirect_fetch(event: WebhookEvent) -> tuple[str, bool]:
     """A redirected leg fetches its new TwiML: answer with where the call is now (it may have moved on)."""
-    call = _call(event)
+    call_id = _query(event, "call")
+    sid = _one(event.params, "CallSid")
+    # One read: the leg was redirected by its SID, so the row has it (no SID to fill in as call_find would).
+    found = Call.objects.select_related("campaign", "bridged_to", "contact")
+    call = found.filter(pk=int(call_id)).first() if call_id and call_id.isdigit() else None
+    if call is None and sid:
+        call = found.filter(sid=sid).first()
     if call is None:
         return twiml.polite_hangup(), False
-    call = Call.objects.select_related("campaign").get(pk=call.pk)
     return _twiml_for(call, states.twiml_for(services.call_view(call))), True
 
 

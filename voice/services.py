@@ -72,16 +72,29 @@ def call_view(call: Call) -> states.CallView:
 # -- locking ----------------------------------------------------------------------------------------
 
 
-def call_lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, AgentSession]]:
+def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> tuple[Call, dict[int, AgentSession]]:
     """Lock the sessions a fact may touch (the call's agent; with `with_ready_agents`, every ready agent of the
     campaign, by id), then the call. Caller is inside transaction.atomic(); raises _Moved when the call's
-    agent changed between the unlocked peek and the locks (take them again)."""
+    agent changed between the unlocked peek and the locks (take them again).
+
+    `fast` (a fact that needs no ready agents) locks the call first and saves the unlocked peek: a call with no
+    agent needs nothing else, and its agent's session is then taken with SKIP LOCKED, which never waits against
+    the lock order; if someone holds that session, `_Moved` sends the caller round the ordered path."""
+    calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
+    if fast and not with_ready_agents:
+        call = calls.get(pk=call_id)
+        if call.bridged_to_id is None:
+            return call, {}
+        session = (AgentSession.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
+                   .select_related("agent").filter(pk=call.bridged_to_id).first())
+        if session is None:
+            raise _Moved
+        return call, {session.pk: session}
     peek = Call.objects.only("campaign_id", "bridged_to_id").get(pk=call_id)
     wanted = Q(pk=peek.bridged_to_id) if peek.bridged_to_id else Q(pk__in=[])
     if with_ready_agents:
         wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
     locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(wanted).order_by("pk")}
-    calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
     call = calls.get(pk=call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
@@ -149,11 +162,15 @@ def call_apply(*, call_id: int, fact: states.Fact, webhook: WebhookEvent | None 
                ) -> tuple[Call, states.Transition]:
     """Apply one fact to a call in its own transaction: lock (`call_lock`), choose an agent for a human
     (`_with_agent`), fill blanks (`_fill`), decide (`states.transition`), persist and queue the effects."""
-    routes = isinstance(fact, states.AmdVerdict | states.AgentFound)
-    for _attempt in range(5):
+    # Only a fact that may give the call to an agent locks the campaign's ready agents: machine and fax verdicts
+    # (most verdicts) must not queue behind every routing of the campaign for locks they do not need. The
+    # campaign's policy for "unknown" is read under the lock, so "unknown" counts as maybe human here.
+    routes = isinstance(fact, states.AgentFound) or (
+        isinstance(fact, states.AmdVerdict) and states.is_human(fact.answered_by, "connect"))
+    for attempt in range(5):
         try:
             with transaction.atomic():
-                call, locked = call_lock(call_id, with_ready_agents=routes)
+                call, locked = call_lock(call_id, with_ready_agents=routes, fast=attempt == 0)
                 applied = _with_agent(call, locked, fact)
                 if applied is None:
                     return call, states.Transition(state=State(call.state), outcome=Outcome(call.outcome))
@@ -353,10 +370,12 @@ def call_create(*, campaign: Campaign, contact: Contact, dialed_for: AgentSessio
 def call_find(*, call_id: str | None, sid: str | None) -> Call | None:
     """The call a webhook is about: by our id in the URL, else by SID. The SID is filled in if missing."""
     call = None
+    # Only what finding it needs: the facts re-read the row under its lock anyway.
+    calls = Call.objects.only("id", "sid", "campaign_id", "bridged_to_id")
     if call_id and str(call_id).isdigit():
-        call = Call.objects.filter(pk=int(call_id)).first()
+        call = calls.filter(pk=int(call_id)).first()
     if call is None and sid:
-        call = Call.objects.filter(sid=sid).first()
+        call = calls.filter(sid=sid).first()
     if call is not None and sid and not call.sid:
         # A callback can beat the REST response that carries the SID.
         Call.objects.filter(pk=call.pk, sid__isnull=True).update(sid=sid)

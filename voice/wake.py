@@ -21,14 +21,19 @@ event = threading.Event()
 
 def wake() -> None:
     """Ask every dialer worker to decide now (after the current transaction commits)."""
+    # One wake-up per transaction is enough (a line ended and its agent is free: one NOTIFY), unless the one
+    # queued sits in a savepoint that could still be rolled back without this caller's.
+    if connection.in_atomic_block and any(func is _send and sids <= set(connection.savepoint_ids)
+                                          for sids, func, _robust in connection.run_on_commit):
+        return
+    transaction.on_commit(_send)
 
-    def send() -> None:
-        event.set()
-        if connection.vendor == "postgresql":
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
-            except Exception:  # waking others is an optimisation; their tick catches up anyway
-                log.debug("pg_notify failed", exc_info=True)
 
-    transaction.on_commit(send)
+def _send() -> None:
+    event.set()
+    if connection.vendor == "postgresql":
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_notify(%s, '')", [NOTIFY_CHANNEL])
+        except Exception:  # waking others is an optimisation; their tick catches up anyway
+            log.debug("pg_notify failed", exc_info=True)
