@@ -313,7 +313,9 @@ def test_agents_dialing_next_while_workers_tick_never_dial_a_contact_twice(fake_
             connection.close()
 
     with ThreadPoolExecutor(6) as pool:
-        placed = sum(pool.map(agent, sessions)) + sum(pool.map(worker, range(2)))
+        # Every task is submitted before any result is awaited: the barrier needs all six running at once.
+        futures = [pool.submit(agent, s) for s in sessions] + [pool.submit(worker, i) for i in range(2)]
+        placed = sum(f.result(timeout=120) for f in futures)
     per_contact = Counter(Call.objects.filter(campaign=campaign).values_list("contact_id", flat=True))
     per_agent = Counter(Call.objects.filter(campaign=campaign).values_list("dialed_for_id", flat=True))
     assert placed == sum(per_contact.values()) == 8  # 4 agents x 2 lines, whoever placed them
