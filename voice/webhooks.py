@@ -53,8 +53,13 @@ def signature_is_valid(request: HttpRequest) -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
+    token = settings.TWILIO_AUTH_TOKEN
+    # An empty token signs like any other key: anyone could compute it. Production never starts without one
+    # (dialer/checks.py); this keeps a misconfigured process from accepting anything meanwhile.
+    if not token or (token == settings.SANDBOX_AUTH_TOKEN and not settings.TWILIO_SANDBOX):
+        return False
     url = settings.PUBLIC_BASE_URL + request.get_full_path()
-    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST, signature)
+    return RequestValidator(token).validate(url, request.POST, signature)
 
 
 def _params(request: HttpRequest) -> dict:

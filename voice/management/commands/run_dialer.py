@@ -6,6 +6,7 @@ import threading
 
 from django.core.management.base import BaseCommand
 
+from dialer.checks import refuse_unsafe_production
 from voice.dialer import Dialer
 
 
@@ -16,6 +17,7 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=0.25, help="seconds between ticks when nothing wakes it")
 
     def handle(self, *args, tick, **options):
+        refuse_unsafe_production()
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
