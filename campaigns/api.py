@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from functools import wraps
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
@@ -71,8 +72,11 @@ def _softphone_json(softphone: services.Softphone) -> dict:
 def campaign_create(request: HttpRequest, body: dict):
     if not services.user_is_manager(request.user):
         raise NotAllowed("only managers create campaigns")
-    campaign, report = services.campaign_create(data=body, by=request.user)
-    _, softphone = services.agent_join(user=request.user, campaign=campaign)
+    # All or nothing: a creator who cannot join (still working another campaign) gets a 409 and no campaign, so a
+    # retry after leaving the other one does not create it twice.
+    with transaction.atomic():
+        campaign, report = services.campaign_create(data=body, by=request.user)
+        _, softphone = services.agent_join(user=request.user, campaign=campaign)
     return JsonResponse({"campaign": selectors.campaign_detail(campaign=campaign, user=request.user),
                          "import": report, "softphone": _softphone_json(softphone),
                          "token": softphone.token}, status=201)

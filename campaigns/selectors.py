@@ -59,6 +59,9 @@ def campaign_detail(*, campaign: Campaign, user) -> dict:
     )
     session = AgentSession.objects.filter(campaign=campaign, agent=user).first()
     live = Call.objects.filter(campaign=campaign).exclude(state=State.ENDED).select_related("contact")
+    if not user.has_perm("campaigns.manage_campaigns"):
+        # An agent sees only the lines dialed for them or bridged to them, never another agent's customers.
+        live = live.filter(Q(dialed_for__agent=user) | Q(bridged_to__agent=user))
     return {
         "id": campaign.pk,
         "name": campaign.name,

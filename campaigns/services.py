@@ -11,6 +11,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.forms import modelform_factory
@@ -40,8 +41,19 @@ CAMPAIGN_TRANSITIONS = {
 
 
 def user_is_manager(user) -> bool:
-    return user.is_authenticated and (user.is_superuser or user.is_staff or user.groups.filter(
-        name="Managers").exists())
+    """The manager role is a permission (the Managers and Administrators groups hold it, superusers have it);
+    is_staff only lets an account into the admin."""
+    return user.is_authenticated and user.has_perm("campaigns.manage_campaigns")
+
+
+def user_is_administrator(user) -> bool:
+    """Administrators grant roles and edit any account; managers edit agents only."""
+    return user.is_authenticated and user.has_perm("campaigns.administer_accounts")
+
+
+def user_make_agent(*, user) -> None:
+    """Put an account in the Agents group (what a manager's new accounts are)."""
+    user.groups.add(Group.objects.get_or_create(name="Agents")[0])
 
 
 def access_campaign(user, campaign_id: int) -> Campaign:

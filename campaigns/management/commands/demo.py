@@ -11,13 +11,23 @@ import threading
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from campaigns.demo import LOGINS, demo_seed
 from voice import gateway
 from voice.dialer import Dialer
 
 log = logging.getLogger("dialer.demo")
+
+
+def demo_database_refusal(database: dict, *, force: bool) -> str:
+    """Why the demo must not write its published logins into this database ('' when it may). The demo's own
+    databases are the default SQLite file and any database whose name contains 'demo'."""
+    name = str(database.get("NAME", ""))
+    if force or (database["ENGINE"].endswith("sqlite3") and name.endswith("db.sqlite3")) or "demo" in name.lower():
+        return ""
+    return (f"refusing to seed the demo (logins with published passwords) into the database {name!r}: use the "
+            "default SQLite file, a database named *demo*, or --force")
 
 
 class Command(BaseCommand):
@@ -29,10 +39,17 @@ class Command(BaseCommand):
         parser.add_argument("--time-scale", type=float, default=1.0,
                             help="sandbox speed: 1 = real time; 5 = calls play out five times faster")
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--force", action="store_true",
+                            help="seed the demo logins into a database whose name does not say 'demo'")
 
-    def handle(self, *args, port, sandbox_port, time_scale, seed, **options):
+    def handle(self, *args, port, sandbox_port, time_scale, seed, force, **options):
         from voice.sandbox import Sandbox, SandboxConfig  # only the demo wires the sandbox into the app
 
+        if not settings.TWILIO_SANDBOX:
+            raise CommandError("the demo runs on the Twilio sandbox: TWILIO_SANDBOX is set to false")
+        database = demo_database_refusal(settings.DATABASES["default"], force=force)
+        if database:
+            raise CommandError(database)
         call_command("migrate", verbosity=0, interactive=False)
         campaign = demo_seed()
         settings.PUBLIC_BASE_URL = f"http://127.0.0.1:{port}"
