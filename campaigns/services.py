@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import BooleanField, Exists, F, OuterRef, Q
 from django.forms import modelform_factory
 from django.utils import timezone
 
@@ -396,10 +396,20 @@ def disposition_codes_create_defaults(*, campaign: Campaign) -> None:
     ])
 
 
+def _form_value(name: str, value):
+    """A JSON value as a form reads it: form fields parse text (a bare number or boolean makes some of them
+    raise), except the boolean ones."""
+    if isinstance(value, dict | list):
+        raise BadInput("bad value", {name: "text or a number, not a list or an object"})
+    if value is None or isinstance(value, str) or isinstance(Campaign._meta.get_field(name), BooleanField):
+        return value
+    return str(value)
+
+
 def campaign_create(*, data: dict, by=None) -> tuple[Campaign, dict]:
     """Create a campaign (settings validated like the admin form) with its contacts, all or nothing."""
     fields = [f for f in API_CAMPAIGN_FIELDS if f in data or f == "name"]
-    form = modelform_factory(Campaign, fields=fields)(data={k: data[k] for k in fields if k in data})
+    form = modelform_factory(Campaign, fields=fields)(data={k: _form_value(k, data[k]) for k in fields if k in data})
     if not form.is_valid():
         raise BadInput("the campaign settings are not valid",
                        {name: " ".join(errors) for name, errors in form.errors.items()})

@@ -90,9 +90,16 @@ def twilio_webhook(kind: str):
 
 
 def _handle(request: HttpRequest, kind: str) -> HttpResponse:
-    event, duplicate = inbox.webhook_record(kind=kind, path=request.get_full_path(), params=_params(request),
-                                            headers=dict(request.headers))
     voice = kind in VOICE_KINDS
+    try:
+        event, duplicate = inbox.webhook_record(kind=kind, path=request.get_full_path(), params=_params(request),
+                                                headers=dict(request.headers))
+    except Exception:
+        if not voice:
+            raise
+        # A voice URL answers TwiML whatever happens: Twilio would otherwise play "an application error".
+        log.exception("could not record a %s webhook", kind)
+        return _twiml_response(twiml.polite_hangup())
     if duplicate and not voice:
         return HttpResponse(status=204)
     try:
