@@ -416,6 +416,8 @@ def campaign_create(*, data: dict, by=None) -> tuple[Campaign, dict]:
     raw_contacts = data.get("contacts", [])
     if not isinstance(raw_contacts, list):
         raise BadInput("contacts must be a list", {"contacts": "a list of numbers or objects"})
+    if len(raw_contacts) > settings.CSV_MAX_ROWS:
+        raise BadInput("too many contacts", {"contacts": f"at most {settings.CSV_MAX_ROWS} per request"})
     rows = []
     for i, item in enumerate(raw_contacts):
         if isinstance(item, str):

@@ -236,6 +236,12 @@ TWILIO_HTTP_TIMEOUT_S = env.float("TWILIO_HTTP_TIMEOUT_S", default=5.0)
 
 # Seconds of silence past a call's ring timeout before the reconciler asks Twilio what happened.
 RECONCILE_MARGIN_S = env.int("RECONCILE_MARGIN_S", default=60)
+# Raw webhooks (with signatures and phone numbers) are deleted after this many days: `manage.py purge_webhooks`.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+# CSV contact uploads: larger files, more rows or more columns are refused before anything is imported.
+CSV_MAX_BYTES = env.int("CSV_MAX_BYTES", default=20 * 1024 * 1024)
+CSV_MAX_ROWS = env.int("CSV_MAX_ROWS", default=100_000)
+CSV_MAX_COLUMNS = env.int("CSV_MAX_COLUMNS", default=50)
 # Region used to read numbers written without a country code (CSV import, API).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 

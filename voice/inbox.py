@@ -102,6 +102,8 @@ def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tupl
             row.save()
         return row, False
     except IntegrityError:
+        if _take_key_from_failed(row):
+            return row, False
         # Same report again (Twilio retried, or two deliveries raced): keep it, marked, unapplied.
         row.pk = None
         row.dedupe_key = None
@@ -109,6 +111,23 @@ def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tupl
         row.processed_at = timezone.now()
         row.save()
         return row, True
+
+
+def _take_key_from_failed(row: WebhookEvent) -> bool:
+    """Twilio's retry of a report whose first processing FAILED is processed again, not skipped: the failed row
+    (kept, with its error) gives up its dedupe key to the new delivery. Deduplication is against rows that were
+    processed (or are being processed) only. Two retries racing: the row lock lets one take the key; the other
+    no longer finds a failed holder and is recorded as a duplicate."""
+    row.pk = None
+    with transaction.atomic():
+        holder = (WebhookEvent.objects.select_for_update()
+                  .filter(dedupe_key=row.dedupe_key, status=Processing.FAILED).first())
+        if holder is None:
+            return False
+        holder.dedupe_key = None
+        holder.save(update_fields=["dedupe_key"])
+        row.save()
+    return True
 
 
 def webhook_process(*, event: WebhookEvent) -> str | None:
