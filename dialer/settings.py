@@ -200,17 +200,23 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCT
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
-# Content-Security-Policy (django-csp): scripts, styles and media from this origin only; sockets to this origin;
-# in sandbox mode the console also talks to the sandbox's control API (TWILIO_API_BASE_URL).
-_CSP_CONNECT = ["'self'", "wss:", "ws:"] if not PRODUCTION else ["'self'", "wss:"]
+# Content-Security-Policy (django-csp): scripts and styles from this origin only (no inline code anywhere: the
+# pages, the admin additions and the softphone are static files). Sockets go to this origin ('self' covers ws/wss
+# in current browsers). The softphone talks to Twilio with real credentials, to the sandbox (on loopback, any
+# port) in sandbox mode.
+if TWILIO_SANDBOX:
+    _CSP_PHONE = ["http://127.0.0.1:*", "http://localhost:*"]
+else:
+    _CSP_PHONE = ["https://*.twilio.com", "wss://*.twilio.com", "https://*.twiliocdn.com"]
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": ["'self'"],
         "script-src": ["'self'"],
         "style-src": ["'self'"],
         "img-src": ["'self'", "data:"],
-        "media-src": ["'self'", "blob:"],
-        "connect-src": _CSP_CONNECT,
+        "font-src": ["'self'"],
+        "media-src": ["'self'", "blob:", *_CSP_PHONE],
+        "connect-src": ["'self'", *_CSP_PHONE],
         "frame-ancestors": ["'none'"],
         "form-action": ["'self'"],
         "base-uri": ["'self'"],
@@ -231,6 +237,9 @@ TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="+12025550199")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_CPS = env.float("TWILIO_CPS", default=1.0)
 TWILIO_HTTP_TIMEOUT_S = env.float("TWILIO_HTTP_TIMEOUT_S", default=5.0)
+# The sandbox's per-run control token (`twilio_sandbox` prints it; the demo sets it): the console's sandbox
+# softphone sends it to place the agent's leg.
+TWILIO_SANDBOX_CONTROL_TOKEN = env.str("TWILIO_SANDBOX_CONTROL_TOKEN", default="")
 
 # -- dialer ----------------------------------------------------------------------------------------
 

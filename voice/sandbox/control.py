@@ -6,7 +6,9 @@ dashboard. Bind the sandbox to localhost (the default) and never expose it.
 
 from __future__ import annotations
 
+import hmac
 import html
+import ipaddress
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -178,26 +180,61 @@ def agent_leg_request(payload: dict[str, Any]) -> AgentLegRequest:
 
 # -- handlers ---------------------------------------------------------------------------------------
 
+TOKEN_HEADER = "X-Sandbox-Token"  # noqa: S105 - a header name, not a secret
 CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Allow-Headers": f"Content-Type, {TOKEN_HEADER}",
+    "Vary": "Origin",
 }
+# Harmless without the token: a liveness probe, and the redirect to the index.
+OPEN_PATHS = ("/sandbox/health", "/sandbox")
+
+
+def _cors(request: web.Request) -> dict[str, str]:
+    """CORS for the app's own pages only (config.allowed_origins), never a wildcard: any other web page the
+    agent opens must not be able to drive the sandbox from their browser."""
+    origin = request.headers.get("Origin", "")
+    if origin and origin in request.app[ENGINE].config.allowed_origins:
+        return {**CORS_HEADERS, "Access-Control-Allow-Origin": origin}
+    return {"Vary": "Origin"}
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _token_ok(request: web.Request) -> bool:
+    expected = request.app[ENGINE].config.control_token
+    if not expected:
+        return True
+    given = request.headers.get(TOKEN_HEADER) or request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 @web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The demo console's softphone adapter calls /sandbox/agent-legs from the app's origin, in the browser."""
+async def control_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The control API (/sandbox/...) answers loopback clients only, with the per-run token (header
+    X-Sandbox-Token, or ?token= for the index page in a browser). It can place agent legs that make the sandbox
+    send signed webhooks, so it is no open service. The demo hands the token to the console's softphone."""
     if not request.path.startswith("/sandbox"):
         return await handler(request)
+    cors = _cors(request)
+    if not _is_loopback(request.remote):
+        return web.json_response({"error": "the sandbox control API answers loopback clients only"}, status=403,
+                                 headers=cors)
     if request.method == "OPTIONS":
-        return web.Response(status=204, headers=CORS_HEADERS)
+        return web.Response(status=204, headers=cors)
+    if request.path not in OPEN_PATHS and not _token_ok(request):
+        return web.json_response({"error": f"missing or wrong {TOKEN_HEADER}"}, status=401, headers=cors)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.update(CORS_HEADERS)
+        exc.headers.update(cors)
         raise
-    response.headers.update(CORS_HEADERS)
+    response.headers.update(cors)
     return response
 
 

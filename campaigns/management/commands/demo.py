@@ -56,11 +56,11 @@ class Command(BaseCommand):
         sandbox = Sandbox(SandboxConfig(
             port=sandbox_port, account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
             application_sid=settings.TWILIO_TWIML_APP_SID, cps=max(1.0, settings.TWILIO_CPS),
-            time_scale=time_scale, seed=seed,
+            time_scale=time_scale, seed=seed, allowed_origins=(settings.PUBLIC_BASE_URL, f"http://localhost:{port}"),
         ))
         sandbox.start()
         settings.TWILIO_API_BASE_URL = sandbox.base_url
-        settings.TWILIO_SANDBOX = True
+        settings.TWILIO_SANDBOX_CONTROL_TOKEN = sandbox.control_token
         gateway._client_for.cache_clear()
 
         stop = threading.Event()
@@ -73,7 +73,7 @@ class Command(BaseCommand):
         for username, password, manager in LOGINS:
             role = "manager" if manager else "agent"
             out.write(f"  {role:8} {username} / {password}")
-        out.write(f"  sandbox  {sandbox.base_url}/sandbox/  (simulated calls, live)")
+        out.write(f"  sandbox  {sandbox.base_url}/sandbox/?token={sandbox.control_token}  (simulated calls, live)")
         out.write("Log in as the agent, press Ready, and the dialer starts calling. Ctrl-C stops everything.")
         try:
             call_command("runserver", f"127.0.0.1:{port}", use_reloader=False, skip_checks=True)
