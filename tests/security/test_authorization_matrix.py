@@ -122,11 +122,13 @@ def world(db, settings, twilio_fake, monkeypatch):
     factories.make_campaign(agents=[outsider], name="Another campaign")
     mine = factories.make_session(campaign=campaign, agent=agent, state=AgentSession.State.PAUSED)
     theirs = factories.make_session(campaign=campaign, agent=colleague)
-    own_call = Call.objects.create(campaign=campaign, contact=factories.make_contact(campaign=campaign, name="Mine", status="dialing"),
-                                   sid="CA" + "1" * 32, state="ringing", dialed_for=mine)
-    colleague_call = Call.objects.create(campaign=campaign, sid="CA" + "2" * 32, state="ringing",
-                                         contact=factories.make_contact(campaign=campaign, name="Not yours", status="dialing"),
-                                         dialed_for=theirs)
+    # Contacts on a live line are "dialing", as the dial gate leaves them.
+    mine_contact = factories.make_contact(campaign=campaign, name="Mine", status="dialing")
+    their_contact = factories.make_contact(campaign=campaign, name="Not yours", status="dialing")
+    own_call = Call.objects.create(campaign=campaign, contact=mine_contact, sid="CA" + "1" * 32, state="ringing",
+                                   dialed_for=mine)
+    colleague_call = Call.objects.create(campaign=campaign, contact=their_contact, sid="CA" + "2" * 32,
+                                         state="ringing", dialed_for=theirs)
     webhook = WebhookEvent.objects.create(kind="status", path="/api/voice/status", params={}, signature_valid=True,
                                           status="failed")
     from django.contrib.auth.models import Permission
