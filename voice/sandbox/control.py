@@ -281,6 +281,9 @@ async def index(request: web.Request) -> web.Response:
         )
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>")
     stats = stats_view(engine)
+    # The links carry the token the page was opened with, so a browser can follow them.
+    token = request.query.get("token", "")
+    q = html.escape(f"?token={token}") if token else ""
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>Twilio sandbox</title>
 <style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse}}
@@ -292,8 +295,8 @@ webhook failures {stats["webhooks"]["failed"]}</p>
 <table><tr><th>sid</th><th>direction</th><th>number</th><th>status</th><th>callee</th><th>AMD</th>
 <th>hearing</th><th>conference</th><th>ended because</th></tr>
 {"".join(rows)}</table>
-<p>JSON: <a href="calls">calls</a> &middot; <a href="conferences">conferences</a> &middot;
-<a href="stats">stats</a> &middot; <a href="config">config</a> &middot; <a href="behaviours">behaviours</a></p>
+<p>JSON: <a href="calls{q}">calls</a> &middot; <a href="conferences{q}">conferences</a> &middot;
+<a href="stats{q}">stats</a> &middot; <a href="config{q}">config</a> &middot; <a href="behaviours{q}">behaviours</a></p>
 </body></html>"""
     return web.Response(text=page, content_type="text/html")
 
