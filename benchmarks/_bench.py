@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH_DB = "dialer_bench"
+# BENCH_DATABASE names another throwaway database, so two people benchmarking on one server do not collide.
+BENCH_DB = os.environ.get("BENCH_DATABASE", "dialer_bench")
 
 
 @contextmanager

@@ -58,6 +58,7 @@ def run(args) -> int:
 
     def post(params, signature):
         body = urlencode(params)
+        connection.queries_log.clear()
         start = time.perf_counter()
         with CaptureQueriesContext(connection) as queries:
             response = client.post(path, body, content_type="application/x-www-form-urlencoded",

@@ -262,6 +262,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # One warning per 4xx would let a forged-webhook flood or a throttled client flood the logs; forged
+        # webhooks are logged (rate-limited) by voice.webhooks, 5xx stay at ERROR.
+        "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         # twilio-python logs every request and header at INFO.
