@@ -47,6 +47,7 @@ def test_wrong_passwords_lock_the_account_even_for_the_right_one(client, setting
     response = _login(client, "target", factories.PASSWORD)
     assert response.status_code == 429
     assert "Too many sign-in attempts" in response.content.decode()
+    assert "Try again in 15 minutes" in response.content.decode()
     assert "_auth_user_id" not in client.session
     # From another address too: the account itself is locked.
     assert _login(Client(), "target", factories.PASSWORD, addr="198.51.100.9").status_code == 429
