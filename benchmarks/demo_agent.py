@@ -7,6 +7,13 @@ Start the demo first (`make demo`, or `python manage.py demo`), then:
 It logs in as the demo agent, joins the demo campaign, puts the agent's softphone leg in the room the way
 the console does in sandbox mode (POST /sandbox/agent-legs), goes ready, and prints each change of the
 agent's lines until one is connected to a human. Exit code 0 when that happened within the timeout.
+
+With `--work SECONDS` the agent keeps working that long instead (every talk gets a disposition, so the agent goes
+back to ready) and prints the campaign's figures at the end: people reached, conversations, abandoned and the
+abandonment rate, and conversations per hour (of wall time, and of simulated time with `--time-scale`):
+
+    .venv/bin/python manage.py demo --time-scale 5 &
+    .venv/bin/python benchmarks/demo_agent.py --work 720 --time-scale 5     # one simulated hour
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import http.cookiejar
 import json
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 
@@ -53,6 +61,8 @@ def main() -> int:
     parser.add_argument("--sandbox-token", required=True, help="the token the demo prints (?token=...)")
     parser.add_argument("--campaign", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument("--work", type=float, default=0.0, help="keep working this many seconds, then report")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="the demo's --time-scale, for per-hour rates")
     args = parser.parse_args()
 
     browser = Browser(args.app)
@@ -71,6 +81,8 @@ def main() -> int:
                                                            "X-Sandbox-Token": args.sandbox_token}), timeout=10)
     browser.api(f"/api/campaign/{campaign_id}/ready", {})
     print(f"{time.monotonic() - start:6.1f}s agent joined, softphone in room, ready")
+    if args.work:
+        return work(browser, campaign_id, args.work, args.time_scale)
     seen: dict[int, str] = {}
     while time.monotonic() - start < args.timeout:
         detail = browser.api(f"/api/campaign/{campaign_id}")["campaign"]
@@ -86,6 +98,33 @@ def main() -> int:
         time.sleep(0.5)
     print(f"no human within {args.timeout:.0f}s")
     return 1
+
+
+def work(browser: Browser, campaign_id: int, seconds: float, time_scale: float) -> int:
+    """Take every call for `seconds`, disposing each talk, then print what the campaign measured meanwhile."""
+    before = browser.api(f"/api/campaign/{campaign_id}")["campaign"]["abandonment"]
+    start = time.monotonic()
+    talks = 0
+    while time.monotonic() - start < seconds:
+        session = browser.api(f"/api/campaign/{campaign_id}")["campaign"]["session"]
+        if session and session["state"] == "wrap_up":
+            try:
+                browser.api(f"/api/campaign/{campaign_id}/disposition", {"code": "interested"})
+                talks += 1
+            except urllib.error.HTTPError:
+                pass  # the talk is still ending: try again on the next poll
+        elif session and session["state"] == "paused":
+            browser.api(f"/api/campaign/{campaign_id}/ready", {})
+        time.sleep(0.5)
+    after = browser.api(f"/api/campaign/{campaign_id}")["campaign"]["abandonment"]
+    humans = after["humans"] - before["humans"]
+    abandoned = after["abandoned"] - before["abandoned"]
+    hours = seconds / 3600
+    print(f"worked {seconds:.0f} s ({seconds * time_scale / 60:.0f} simulated minutes): {humans} people reached, "
+          f"{talks} conversations, {abandoned} abandoned ({abandoned / humans if humans else 0:.1%} of people; "
+          f"30-day rate {after['rate']:.1%}, cap {after['cap']:.0%}); {talks / hours:.1f} conversations per hour, "
+          f"{talks / (hours * time_scale):.1f} per simulated hour")
+    return 0
 
 
 if __name__ == "__main__":

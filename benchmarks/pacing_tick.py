@@ -18,8 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import voice.simulation as simulation
-from voice.pacing import decide
+from voice.pacing import decide, simulation
 
 
 def recorded_states(agents: int, hours: float, seed: int) -> list[tuple]:

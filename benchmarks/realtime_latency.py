@@ -98,6 +98,7 @@ def setup_database(agents: int, wallboards: int) -> tuple[dict, list, list, int]
 
     from campaigns import services
     from campaigns.models import Campaign
+    from voice import floor
 
     users = get_user_model()
     managers_group, _ = Group.objects.get_or_create(name="Managers")
@@ -114,7 +115,7 @@ def setup_database(agents: int, wallboards: int) -> tuple[dict, list, list, int]
     for i in range(agents):
         user = users.objects.create_user(username=f"bench-agent-{i}", password=None, first_name=f"Agent {i}")
         campaign.agents.add(user)
-        services.agent_join(user=user, campaign=campaign)
+        floor.agent_join(user=user, campaign=campaign)
         agent_logins.append(cookie_for(user))
     manager_logins = []
     for i in range(wallboards):

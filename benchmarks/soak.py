@@ -59,13 +59,13 @@ def run(args) -> int:
 
     settings.RECONCILE_MARGIN_S = 3
 
-    from campaigns import services as campaign_services
     from campaigns.models import AgentSession, Campaign, Contact
     from tests import factories
     from tests.live import start_live_app, stop_live_app
+    from voice import floor
     from voice.dialer import Dialer
     from voice.models import Call, WebhookEvent
-    from voice.sandbox.population import Population
+    from voice.pacing.population import Population
 
     population = Population(human=0.2, machine=0.3, fax=0.02, unknown=0.02, no_answer=0.36, busy=0.05,
                             failed=0.05, human_pickup_s=(2, 10), machine_pickup_s=(3, 12), talk_mean_s=40,
@@ -98,7 +98,7 @@ def run(args) -> int:
         while not stop.is_set():
             for session in AgentSession.objects.filter(campaign=campaign, state=AgentSession.State.WRAP_UP):
                 try:
-                    campaign_services.disposition_record(session=session, code="not-interested")
+                    floor.disposition_record(session=session, code="not-interested")
                 except Exception:  # a disposition racing the end of the call: try again next round
                     pass
             close_old_connections()

@@ -7,28 +7,22 @@ importing contacts) go through services; the admin only edits plain settings row
 from __future__ import annotations
 
 from django.conf import settings
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, URLField
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseNotAllowed
-from django.shortcuts import redirect
+from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from campaigns import services
-from campaigns.exceptions import IllegalAction
 from campaigns.forms import CampaignAdminForm, ContactAdminForm, ContactImportForm, DoNotCallAdminForm
 from campaigns.imports import ContactImportError, contacts_import_csv
 from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
 from campaigns.phones import phone_in_search
-from campaigns.selectors import ABANDON_WINDOW
-from voice.models import Call, human_answered_q
-from voice.states import Outcome, State
 
 # How many problem rows the import page lists; the counts above the table are always complete.
 IMPORT_ISSUES_SHOWN = 500
@@ -60,7 +54,7 @@ class PhoneSearchMixin:
         return found, may_have_duplicates
 
 
-def _count(model, condition: Q | None = None) -> Coalesce:
+def count_per_campaign(model, condition: Q | None = None) -> Coalesce:
     """Rows of `model` per campaign, as a correlated subquery: several counts over different tables in one
     query, without the row multiplication (and wrong numbers) of joining them all."""
     rows = (model.objects.filter(condition or Q(), campaign=OuterRef("pk")).order_by().values("campaign")
@@ -81,14 +75,13 @@ class DispositionCodeInline(admin.TabularInline):
 @admin.register(Campaign)
 class CampaignAdmin(admin.ModelAdmin):
     form = CampaignAdminForm
-    list_display = ("name", "status_badge", "dial_mode", "contacts_column", "calls_live", "agents_column",
-                    "abandonment_column", "created_at")
+    list_display = ("name", "status_badge", "dial_mode", "contacts_column", "agents_column", "created_at")
     list_display_links = ("name",)
     list_filter = ("status", "dial_mode")
     search_fields = ("name",)
-    actions = ("start_campaigns", "pause_campaigns", "end_campaigns", "simulate_pacing")
     filter_horizontal = ("agents",)
-    readonly_fields = ("status", "created_by", "created_at", "updated_at")
+    readonly_fields = ("status", "created_by", "created_at", "updated_at", "abandon_cap_opt_out_by",
+                       "abandon_cap_opt_out_at")
     inlines = (DispositionCodeInline,)
     save_on_top = True
     fieldsets = (
@@ -107,8 +100,10 @@ class CampaignAdmin(admin.ModelAdmin):
             "description": "Twilio's defaults suit most lists. Change one value at a time and watch how many "
                            "people are taken for machines.",
         }),
-        ("Compliance", {"fields": ("max_hold_s", "max_abandon_rate", "safe_harbor_text", "safe_harbor_audio_url",
-                                   ("window_start", "window_end"), "window_days")}),
+        ("Compliance", {"fields": ("seller_name", "opt_out_number", "max_hold_s", "max_abandon_rate",
+                                   ("abandon_cap_opt_out", "abandon_cap_opt_out_by", "abandon_cap_opt_out_at"),
+                                   "safe_harbor_text", "safe_harbor_audio_url", ("window_start", "window_end"),
+                                   "window_days")}),
         ("Retries", {"fields": ("max_attempts", "retry_no_answer_min", "retry_busy_min", "retry_machine_min",
                                 "retry_abandoned_min", "retry_failed_min", "callbacks_to_same_agent")}),
         ("Team", {"fields": ("agents",)}),
@@ -124,16 +119,11 @@ class CampaignAdmin(admin.ModelAdmin):
         match = request.resolver_match
         if match is None or not match.url_name.endswith("changelist"):
             return queryset
-        since = timezone.now() - ABANDON_WINDOW
-        recent = Q(created_at__gte=since)
         return queryset.annotate(
-            contacts_total=_count(Contact),
-            contacts_pending=_count(Contact, Q(status=Contact.Status.PENDING)),
-            calls_live_count=_count(Call, ~Q(state=State.ENDED)),
-            agents_ready=_count(AgentSession, Q(state=AgentSession.State.READY)),
-            agents_in=_count(AgentSession, ~Q(state=AgentSession.State.OFFLINE)),
-            abandoned_30d=_count(Call, recent & Q(outcome=Outcome.ABANDONED)),
-            humans_30d=_count(Call, recent & human_answered_q()),
+            contacts_total=count_per_campaign(Contact),
+            contacts_pending=count_per_campaign(Contact, Q(status=Contact.Status.PENDING)),
+            agents_ready=count_per_campaign(AgentSession, Q(state=AgentSession.State.READY)),
+            agents_in=count_per_campaign(AgentSession, ~Q(state=AgentSession.State.OFFLINE)),
         )
 
     @admin.display(description="Status", ordering="status")
@@ -146,124 +136,23 @@ class CampaignAdmin(admin.ModelAdmin):
         url = reverse("admin:campaigns_contact_changelist") + f"?campaign__id__exact={campaign.pk}"
         return format_html('<a href="{}">{} / {}</a>', url, campaign.contacts_pending, campaign.contacts_total)
 
-    @admin.display(description="Live calls", ordering="calls_live_count")
-    def calls_live(self, campaign: Campaign) -> int:
-        return campaign.calls_live_count
-
     @admin.display(description="Agents ready / signed in", ordering="agents_in")
     def agents_column(self, campaign: Campaign) -> str:
         return f"{campaign.agents_ready} / {campaign.agents_in}"
-
-    @admin.display(description="Abandoned (30 days)", ordering="abandoned_30d")
-    def abandonment_column(self, campaign: Campaign) -> str:
-        if not campaign.humans_30d:
-            return "-"
-        rate = campaign.abandoned_30d / campaign.humans_30d
-        css = "dialer-over-cap" if rate > campaign.max_abandon_rate else "dialer-under-cap"
-        return format_html('<span class="{}" title="{} abandoned of {} answered by a person; cap {} %">{} %</span>',
-                           css, campaign.abandoned_30d, campaign.humans_30d,
-                           f"{campaign.max_abandon_rate * 100:.1f}", f"{rate * 100:.1f}")
-
-    # -- status ---------------------------------------------------------------------------------------------
-
-    def _set_status(self, request: HttpRequest, campaigns, status: str, done_verb: str) -> None:
-        done, refused = [], []
-        for campaign in campaigns:
-            try:
-                services.campaign_set_status(campaign=campaign, status=status, by=request.user)
-            except IllegalAction as exc:
-                refused.append(f"{campaign.name}: {exc}")
-            else:
-                done.append(campaign.name)
-        if done:
-            self.message_user(request, f"{done_verb}: {', '.join(done)}.", messages.SUCCESS)
-        if refused:
-            self.message_user(request, "Not changed — " + "; ".join(refused) + ".", messages.WARNING)
-
-    @admin.action(description="Start (or resume) selected campaigns", permissions=["change"])
-    def start_campaigns(self, request, queryset):
-        self._set_status(request, queryset, Campaign.Status.RUNNING, "Running")
-
-    @admin.action(description="Pause selected campaigns", permissions=["change"])
-    def pause_campaigns(self, request, queryset):
-        self._set_status(request, queryset, Campaign.Status.PAUSED, "Paused")
-
-    @admin.action(description="End selected campaigns (hangs up their live calls)", permissions=["change"])
-    def end_campaigns(self, request, queryset):
-        self._set_status(request, queryset, Campaign.Status.ENDED, "Ended")
-
-    @admin.action(description="Simulate pacing on the campaign's own statistics", permissions=["view"])
-    def simulate_pacing(self, request, queryset):
-        """Conversations per agent-hour and abandonment under each mode, for the campaign's team size."""
-        from voice.selectors import pacing_preview
-
-        for campaign in queryset[:3]:
-            agents = max(1, campaign.agents.count())
-            results = pacing_preview(campaign=campaign, agents=agents)
-            rows = "; ".join(
-                f"{r.mode}{f' {r.lines} lines' if r.mode == 'parallel' else ''}: "
-                f"{r.conversations_per_agent_hour:.1f} conv/agent-h, {r.abandon_rate:.1%} abandoned"
-                for r in results
-            )
-            self.message_user(request, f"{campaign.name} ({agents} agents, cap {campaign.max_abandon_rate:.0%}, "
-                                       f"bound {results[0].upper_bound:.1f}) — {rows}", messages.INFO)
-
-    def get_urls(self):
-        urls = [path("<path:object_id>/status/", self.admin_site.admin_view(self.status_view),
-                     name="campaigns_campaign_status")]
-        return urls + super().get_urls()
-
-    def status_view(self, request: HttpRequest, object_id: str):
-        """The Start / Pause / End buttons of the change page."""
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        campaign = self.get_object(request, object_id)
-        if campaign is None or not self.has_change_permission(request, campaign):
-            raise PermissionDenied
-        status = request.POST.get("status", "")
-        labels = {Campaign.Status.RUNNING: "Running", Campaign.Status.PAUSED: "Paused", Campaign.Status.ENDED: "Ended"}
-        if status not in labels:
-            return HttpResponseBadRequest("unknown status")
-        self._set_status(request, [campaign], status, labels[status])
-        return redirect("admin:campaigns_campaign_change", campaign.pk)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        campaign = self.get_object(request, object_id)
-        buttons = []
-        if campaign is not None and self.has_change_permission(request, campaign):
-            buttons = {
-                Campaign.Status.DRAFT: [("running", "Start")],
-                Campaign.Status.RUNNING: [("paused", "Pause"), ("ended", "End")],
-                Campaign.Status.PAUSED: [("running", "Resume"), ("ended", "End")],
-            }.get(campaign.status, [])
-        extra_context = {**(extra_context or {}), "status_buttons": buttons,
-                         "can_import_contacts": request.user.has_perm("campaigns.add_contact")}
-        return super().change_view(request, object_id, form_url, extra_context)
 
     # -- saving ---------------------------------------------------------------------------------------------
 
     def save_model(self, request, obj: Campaign, form, change: bool) -> None:
         if not change:
             obj.created_by = request.user
+        if "abandon_cap_opt_out" in form.changed_data:
+            services.campaign_note_opt_out(campaign=obj, by=request.user)
         super().save_model(request, obj, form, change)
 
     def save_related(self, request, form, formsets, change: bool) -> None:
         super().save_related(request, form, formsets, change)
         if not change and not form.instance.disposition_codes.exists():
             services.disposition_codes_create_defaults(campaign=form.instance)
-
-
-class CallInline(ReadOnlyMixin, admin.TabularInline):
-    """A contact's calls, newest first (read only: calls change through the dialer)."""
-
-    model = Call
-    fk_name = "contact"
-    fields = ("created_at", "state", "outcome", "answered_by", "duration_s", "sid")
-    readonly_fields = fields
-    ordering = ("-created_at",)
-    extra = 0
-    can_delete = False
-    show_change_link = True
 
 
 @admin.register(Contact)
@@ -277,7 +166,6 @@ class ContactAdmin(PhoneSearchMixin, admin.ModelAdmin):
     list_per_page = 100
     raw_id_fields = ("callback_agent",)
     readonly_fields = ("attempts", "last_outcome", "last_called_at", "created_at")
-    inlines = (CallInline,)
     fieldsets = (
         (None, {"fields": ("campaign", "phone", "name", "company", "email", "time_zone", "priority",
                            "custom_fields")}),
@@ -347,7 +235,6 @@ class AgentSessionAdmin(admin.ModelAdmin):
     list_filter = ("state", "campaign")
     search_fields = ("agent__username", "agent__first_name", "agent__last_name", "campaign__name")
     list_select_related = ("agent", "campaign")
-    actions = ("sign_out",)
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -362,16 +249,6 @@ class AgentSessionAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
                          "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, extra_context)
-
-    @admin.action(description="Sign the selected agents out (their live calls are released)",
-                  permissions=["change"])
-    def sign_out(self, request, queryset):
-        signed_out = 0
-        for session in queryset.exclude(state=AgentSession.State.OFFLINE):
-            services.agent_leave(session=session)
-            signed_out += 1
-        self.message_user(request, f"Signed out {signed_out} agent(s).", messages.SUCCESS)
-
 
 @admin.register(Disposition)
 class DispositionAdmin(ReadOnlyMixin, admin.ModelAdmin):

@@ -42,9 +42,14 @@ def demo_seed(*, contacts: int = 300) -> Campaign:
             name=DEMO_CAMPAIGN, status=Campaign.Status.RUNNING, dial_mode=Campaign.DialMode.PARALLEL,
             lines_per_agent=3, window_days=[1, 2, 3, 4, 5, 6, 7], voicemail_drop=True,
             voicemail_text="Hi, this is the Dialer demo team. Sorry we missed you; we will try again soon.",
+            # A fictitious seller: the safe-harbor message names it and its opt-out number.
+            seller_name="Northwind Demo Traders", opt_out_number="+12025550143",
             created_by=users["manager"],
         )
         disposition_codes_create_defaults(campaign=campaign)
+    if not campaign.has_seller_identity:  # a demo database from before campaigns named their seller
+        Campaign.objects.filter(pk=campaign.pk).update(seller_name="Northwind Demo Traders",
+                                                       opt_out_number="+12025550143")
     campaign.agents.add(users["agent"], users["manager"])
     missing = contacts - campaign.contacts.count()
     rng = random.Random(7)

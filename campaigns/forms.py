@@ -49,13 +49,18 @@ class CampaignAdminForm(forms.ModelForm):
             "name", "caller_id", "dial_mode", "lines_per_agent", "ring_timeout_s", "min_ring_s", "auto_ready",
             "amd_mode", "amd_unknown_policy", "voicemail_drop", "voicemail_audio_url", "voicemail_text",
             "hold_audio_url", "amd_timeout_s", "amd_speech_threshold_ms", "amd_speech_end_threshold_ms",
-            "amd_silence_timeout_ms", "max_hold_s", "max_abandon_rate", "safe_harbor_text", "safe_harbor_audio_url",
-            "window_start", "window_end", "window_days", "max_attempts", "retry_no_answer_min", "retry_busy_min",
+            "amd_silence_timeout_ms", "max_hold_s", "max_abandon_rate", "abandon_cap_opt_out", "seller_name",
+            "opt_out_number", "safe_harbor_text", "safe_harbor_audio_url", "window_start", "window_end", "window_days",
+            "max_attempts", "retry_no_answer_min", "retry_busy_min",
             "retry_machine_min", "retry_abandoned_min", "retry_failed_min", "callbacks_to_same_agent", "agents",
         )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        # Every campaign names who is calling and how to opt out (the safe-harbor message says both).
+        for name in ("seller_name", "opt_out_number"):
+            if name in self.fields:
+                self.fields[name].required = True
         if self.instance.pk:
             self.initial["max_abandon_rate"] = round(self.instance.max_abandon_rate * 100, 2)
             self.initial["window_days"] = list(self.instance.window_days or [])

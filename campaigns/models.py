@@ -9,7 +9,7 @@ import datetime as dt
 import uuid
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
@@ -75,10 +75,21 @@ class Campaign(models.Model):
     voicemail_drop = models.BooleanField(default=False, help_text="Leave a message on answering machines.")
     voicemail_audio_url = models.URLField(blank=True)
     voicemail_text = models.TextField(blank=True)
+    seller_name = models.CharField(
+        max_length=120, blank=True,
+        help_text="Who is calling, as the safe-harbor message names it (required to start the campaign).",
+    )
+    opt_out_number = models.CharField(
+        max_length=16, blank=True,
+        validators=[RegexValidator(r"^\+[1-9][0-9]{6,14}$",
+                                   "Write the number in international form, e.g. +12025550199.")],
+        help_text="A number the person can call to be taken off the list, in international form (+1...). "
+                  "Required to start the campaign.",
+    )
     safe_harbor_text = models.TextField(
-        default="Hello, this is a sales call from Dialer Demo Inc. We are sorry, nobody is free to take your call. "
-        "To be removed from our list, call 202 555 0199. Goodbye.",
-        help_text="Played to a person nobody could be connected to in time: name the seller and a number to opt out.",
+        blank=True,
+        help_text="Played to a person nobody could be connected to in time. Empty: built from the seller's name "
+                  "and opt-out number.",
     )
     safe_harbor_audio_url = models.URLField(blank=True)
     hold_audio_url = models.URLField(blank=True, help_text="Played while detection runs. Empty: the built-in tone.")
@@ -100,9 +111,20 @@ class Campaign(models.Model):
     retry_busy_min = models.PositiveIntegerField(default=30)
     retry_machine_min = models.PositiveIntegerField(default=1440)
     retry_abandoned_min = models.PositiveIntegerField(
-        default=0, help_text="Abandoned contacts are called back first, with an agent reserved."
+        default=60, help_text="Abandoned contacts are called back first, never sooner than this, and only with an "
+                              "agent kept free for them.",
     )
     retry_failed_min = models.PositiveIntegerField(default=1440)
+
+    abandon_cap_opt_out = models.BooleanField(
+        default=False,
+        help_text="Parallel mode only: dial every line whatever the abandonment rate (e.g. business numbers "
+                  "only, where the 3 % rule does not apply). Recorded with who set it and when.",
+    )
+    abandon_cap_opt_out_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False,
+    )
+    abandon_cap_opt_out_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     auto_ready = models.BooleanField(default=True, help_text="Agents go back to ready after a disposition.")
     callbacks_to_same_agent = models.BooleanField(default=True)
@@ -137,6 +159,19 @@ class Campaign(models.Model):
     def effective_caller_id(self) -> str:
         return self.caller_id or settings.TWILIO_PHONE_NUMBER
 
+    @property
+    def has_seller_identity(self) -> bool:
+        return bool(self.seller_name.strip() and self.opt_out_number)
+
+    @property
+    def safe_harbor_message(self) -> str:
+        """What a person nobody could take hears: the campaign's own text, else one built from its seller."""
+        if self.safe_harbor_text.strip():
+            return self.safe_harbor_text
+        number = " ".join(self.opt_out_number.removeprefix("+1")) if self.opt_out_number else ""
+        return (f"Hello, this is a call from {self.seller_name}. We are sorry, nobody is free to take your call "
+                f"right now. To be removed from our list, call {number}. Goodbye.")
+
 
 class Contact(models.Model):
     class Status(models.TextChoices):
@@ -160,6 +195,8 @@ class Contact(models.Model):
     last_called_at = models.DateTimeField(null=True, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     priority = models.SmallIntegerField(default=0, help_text="Higher is dialed first.")
+    # Set when the person heard the safe-harbor message: they are owed a call back with an agent kept free.
+    abandoned_at = models.DateTimeField(null=True, blank=True)
     callback_agent = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="callbacks"
     )

@@ -12,6 +12,9 @@ from django.core.checks import Error, Tags, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 
 MIN_SECRET_KEY_LENGTH = 50
+# Commands below the wiring layer (run_dialer) run just this check by its tag: `self.check(tags=[PRODUCTION_TAG],
+# include_deployment_checks=True)` refuses to start on an error without importing this module.
+PRODUCTION_TAG = "production"
 
 
 def production_mode() -> bool:
@@ -36,7 +39,7 @@ def unsafe_settings() -> list[tuple[str, str, str]]:
     return problems
 
 
-@register(Tags.security, deploy=True)
+@register(Tags.security, PRODUCTION_TAG, deploy=True)
 def check_production_secrets(app_configs=None, **kwargs):
     found = [Error(message, hint=hint, id=check_id) for check_id, message, hint in unsafe_settings()]
     if settings.TWILIO_SANDBOX and not settings.DEBUG:
@@ -46,7 +49,7 @@ def check_production_secrets(app_configs=None, **kwargs):
 
 
 def refuse_unsafe_production() -> None:
-    """Called by every entry point that serves or dials (asgi, wsgi, run_dialer)."""
+    """Called by the entry points that serve (asgi, wsgi); run_dialer runs the check by its tag."""
     problems = unsafe_settings()
     if problems:
         raise ImproperlyConfigured("refusing to start in production mode (DEBUG off, not the sandbox): "

@@ -8,7 +8,7 @@ admin.site.index_title = "Campaigns, contacts and calls"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/voice/", include("voice.urls")),
-    path("api/", include("campaigns.api_urls")),
-    path("", include("campaigns.console_urls")),
+    path("api/", include("voice.api_urls")),
+    path("", include("voice.console_urls")),
     path("", include("campaigns.urls")),
 ]

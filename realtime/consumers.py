@@ -23,8 +23,9 @@ import time
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from realtime import events, selectors
+from realtime import events
 from realtime.groups import agent_group, campaign_group, wallboard_group
+from voice import live as selectors
 
 CLOSE_NOT_SIGNED_IN = 4401
 CLOSE_NOT_ALLOWED = 4403

@@ -103,6 +103,7 @@ def call_event(call) -> dict:
         "state": call.state,
         "outcome": call.outcome,
         "answered_by": call.answered_by,
+        "verdict": call.verdict,  # "human" / "machine" / "": decided by voice.states, never by the pages
         "dialed_for": call.dialed_for_id,
         "bridged_to": call.bridged_to_id,
         "contact": contact_brief(contact),
@@ -136,7 +137,14 @@ def campaign_event(campaign) -> dict:
     # Campaigns have no version column; `updated_at` moves on every save, which orders their events.
     version = int(campaign.updated_at.timestamp() * 1_000_000) if campaign.updated_at else 0
     return {"type": "campaign", "id": campaign.pk, "version": version, "name": campaign.name,
-            "status": campaign.status, "dial_mode": campaign.dial_mode}
+            "status": campaign.status, "dial_mode": campaign.dial_mode,
+            "abandon_cap_opt_out": campaign.abandon_cap_opt_out}
+
+
+def dialing_event(campaign_id: int, held: dict | None) -> dict:
+    """Why ready agents get no line (`held`: {"code", "text"}), or None once dialing goes on."""
+    return {"type": "dialing", "id": campaign_id, "version": time.time_ns() // 1000, "campaign": campaign_id,
+            "held": held}
 
 
 # -- what services call ----------------------------------------------------------------------------------
@@ -161,3 +169,8 @@ def publish_agent(session) -> None:
 def publish_campaign(campaign) -> None:
     """The campaign was started, paused, resumed or ended: every console and wallboard of it."""
     publish(campaign_event(campaign), campaign_id=campaign.pk)
+
+
+def publish_dialing(campaign_id: int, held: dict | None) -> None:
+    """Why nothing is being dialed (or that dialing goes on again): every console and wallboard of the campaign."""
+    publish(dialing_event(campaign_id, held), campaign_id=campaign_id)

@@ -23,7 +23,7 @@ def ensure_roles() -> None:
             Group.objects.filter(name="Administrators").exists():
         return
     importlib.import_module("campaigns.migrations.0003_groups").sync_groups(django_apps)
-    importlib.import_module("campaigns.migrations.0004_roles").add_roles(django_apps, None)
+    importlib.import_module("campaigns.migrations.0005_roles").add_roles(django_apps, None)
 
 
 def make_user(*, username: str | None = None, manager: bool = False, admin: bool = False, **fields):
@@ -43,6 +43,8 @@ def make_user(*, username: str | None = None, manager: bool = False, admin: bool
 def make_campaign(*, agents=(), codes: bool = True, **fields) -> Campaign:
     fields.setdefault("name", f"Campaign {next(_seq)}")
     fields.setdefault("status", Campaign.Status.RUNNING)
+    fields.setdefault("seller_name", "Acme Test Sales")
+    fields.setdefault("opt_out_number", "+12025550100")
     fields.setdefault("window_days", [1, 2, 3, 4, 5, 6, 7])
     campaign = Campaign.objects.create(**fields)
     if agents:

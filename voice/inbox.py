@@ -14,11 +14,11 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import IntegrityError, transaction
+from django.urls import Resolver404, resolve
 from django.utils import timezone
 
-from campaigns import services as campaign_services
 from campaigns.models import AgentSession
-from voice import services, states, twiml
+from voice import floor, services, states, twiml
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -88,13 +88,15 @@ def dedupe_key(kind: str, params: dict, headers: dict) -> str | None:
     return key
 
 
-def webhook_record(*, kind: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
-    """Store the raw webhook before anything else. Returns (row, is_duplicate)."""
+def webhook_record(*, kind: str, route: str, path: str, params: dict, headers: dict) -> tuple[WebhookEvent, bool]:
+    """Store the raw webhook before anything else; `route` is the URL name it arrived on (it picks the handler).
+    Returns (row, is_duplicate)."""
     kept = _clean({name: headers[name] for name in KEPT_HEADERS if name in headers})
     params = _clean(params)
     path = _clean(path)
     row = WebhookEvent(
-        kind=kind, path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params, headers=kept,
+        kind=kind, route=route[:40], path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params,
+        headers=kept,
         signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
     )
     try:
@@ -168,8 +170,14 @@ def _finish(event: WebhookEvent, status: str, error: str) -> None:
     event.save(update_fields=["status", "error", "processed_at", "attempts"])
 
 
-def _route(event: WebhookEvent) -> str:
-    return urlsplit(event.path).path.rstrip("/").rsplit("/", 1)[-1]
+def _route(event: WebhookEvent) -> str | None:
+    """The URL name the row arrived on; rows stored before it was kept are resolved from their path."""
+    if event.route:
+        return event.route
+    try:
+        return resolve(urlsplit(event.path).path).url_name
+    except Resolver404:
+        return None
 
 
 def _query(event: WebhookEvent, name: str) -> str | None:
@@ -219,7 +227,7 @@ def _twiml_for(call: Call, kind: states.Twiml) -> str:
     if kind is states.Twiml.VOICEMAIL:
         return twiml.message_then_hangup(text=campaign.voicemail_text, audio_url=campaign.voicemail_audio_url)
     if kind is states.Twiml.SAFE_HARBOR:
-        return twiml.message_then_hangup(text=campaign.safe_harbor_text, audio_url=campaign.safe_harbor_audio_url)
+        return twiml.message_then_hangup(text=campaign.safe_harbor_message, audio_url=campaign.safe_harbor_audio_url)
     if call.state == states.State.ENDED:
         return twiml.polite_hangup()
     return twiml.hangup()
@@ -255,7 +263,7 @@ def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
+    floor.agent_leg_in_room(session_id=int(session_id), call_sid=call_sid, in_room=joined)
     return None, True
 
 
@@ -265,7 +273,7 @@ def _on_agent_dial(event: WebhookEvent) -> tuple[str, bool]:
     identity = _one(event.params, "From").removeprefix("client:")
     if not session_id.isdigit():
         return twiml.polite_hangup(), False
-    session = campaign_services.agent_leg_dialed(
+    session = floor.agent_leg_dialed(
         session_id=int(session_id), identity=identity, call_sid=_one(event.params, "CallSid"),
     )
     if session is None:
@@ -279,7 +287,7 @@ def _on_agent_status(event: WebhookEvent) -> tuple[None, bool]:
     session_id = _query(event, "session") or _one(event.params, "session")
     if not (session_id and session_id.isdigit()):
         return None, False
-    campaign_services.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
+    floor.agent_leg_in_room(session_id=int(session_id), call_sid=_one(event.params, "CallSid"),
                                         in_room=False)
     return None, True
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from voice.states import Outcome, State
+from voice.states import MACHINE_VERDICTS, Outcome, State, verdict
+
+
+def machine_q() -> Q:
+    """AMD said machine or fax (the campaign's "unknown" policy aside): the pacer's machine share."""
+    return Q(answered_by__in=[*MACHINE_VERDICTS, "fax"])
 
 
 def human_answered_q() -> Q:
@@ -31,6 +36,8 @@ class Call(models.Model):
     answered_by = models.CharField(max_length=24, blank=True)
     amd_duration_ms = models.PositiveIntegerField(null=True, blank=True)
     amd_corrected = models.BooleanField(default=False, help_text="The agent said this 'human' was a machine.")
+    # An abandoned person's call back: dialed alone for an agent who takes no other human meanwhile.
+    reserved = models.BooleanField(default=False)
     twiml_fetched = models.BooleanField(default=False)
     twilio_status = models.CharField(max_length=16, blank=True)
     last_sequence = models.IntegerField(default=-1)
@@ -74,6 +81,12 @@ class Call(models.Model):
     def is_live(self) -> bool:
         return self.state != State.ENDED
 
+    @property
+    def verdict(self) -> str:
+        """"human", "machine" or "" (no verdict yet), by the campaign's policy for "unknown": what the pages
+        show, so no page decides from raw AMD values itself."""
+        return verdict(self.answered_by, self.campaign.amd_unknown_policy)
+
 
 class WebhookEvent(models.Model):
     """Every accepted Twilio webhook, stored raw before it is processed (rule 7)."""
@@ -94,6 +107,8 @@ class WebhookEvent(models.Model):
         FAILED = "failed", "Failed"
 
     kind = models.CharField(max_length=12, choices=Kind.choices)
+    # The URL name it arrived on (voice/urls.py): what picks its handler, now and on replay.
+    route = models.CharField(max_length=40, blank=True)
     path = models.CharField(max_length=200)
     call_sid = models.CharField(max_length=34, blank=True, db_index=True)
     dedupe_key = models.CharField(max_length=120, null=True, blank=True, unique=True)

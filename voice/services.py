@@ -17,18 +17,20 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 from django.conf import settings
 from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns.models import AgentSession, Campaign, Contact
+from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from realtime import events
 from voice import gateway, states
 from voice.links import webhook_url
 from voice.models import Call, CallEvent, WebhookEvent
 from voice.states import Effect, Outcome, State
+from voice.wake import wake
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +71,15 @@ def call_view(call: Call) -> states.CallView:
 # -- locking ----------------------------------------------------------------------------------------
 
 
-def _lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, AgentSession]]:
-    """Lock the sessions the fact may touch, then the call. Caller is inside transaction.atomic()."""
+def call_lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, AgentSession]]:
+    """Lock the sessions a fact may touch (the call's agent; with `with_ready_agents`, every ready agent of the
+    campaign, by id), then the call. Caller is inside transaction.atomic(); raises _Moved when the call's
+    agent changed between the unlocked peek and the locks (take them again)."""
     peek = Call.objects.only("campaign_id", "bridged_to_id").get(pk=call_id)
-    sessions = AgentSession.objects.select_for_update(of=("self",), no_key=True).select_related("agent")
     wanted = Q(pk=peek.bridged_to_id) if peek.bridged_to_id else Q(pk__in=[])
     if with_ready_agents:
         wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
-    locked = {s.pk: s for s in sessions.filter(wanted).order_by("pk")}
+    locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(wanted).order_by("pk")}
     calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
     call = calls.get(pk=call_id)
     if call.bridged_to_id != peek.bridged_to_id:
@@ -85,7 +88,8 @@ def _lock(call_id: int, *, with_ready_agents: bool) -> tuple[Call, dict[int, Age
 
 
 def _pick_agent(call: Call, locked: dict[int, AgentSession]) -> AgentSession | None:
-    """The agent the line was dialed for if they are ready, else the one ready longest."""
+    """The agent the line was dialed for if they are ready, else the one ready longest. An agent with a line
+    reserved for them (an abandoned person's call back) waits for that line only."""
     ready = [
         s for s in locked.values()
         if s.campaign_id == call.campaign_id and s.state == AgentSession.State.READY and s.in_room
@@ -95,26 +99,67 @@ def _pick_agent(call: Call, locked: dict[int, AgentSession]) -> AgentSession | N
     for session in ready:
         if session.pk == call.dialed_for_id:
             return session
+    reserved = set(Call.objects.filter(dialed_for__in=[s.pk for s in ready], reserved=True)
+                   .exclude(state=State.ENDED).values_list("dialed_for_id", flat=True))
+    ready = [s for s in ready if s.pk not in reserved]
+    if not ready:
+        return None
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     return min(ready, key=lambda s: (s.state_changed_at or epoch, s.pk))
 
 
-def call_apply(*, call_id: int, fact: states.Fact | Callable[[Call, dict], states.Fact | None],
-               webhook: WebhookEvent | None = None, with_ready_agents: bool = False,
-               extra: Callable[[Call], None] | None = None) -> tuple[Call, states.Transition]:
-    """Apply one fact to a call in its own transaction. `fact` may be a function of the locked call and
-    sessions (to choose an agent under the locks). `extra` may change fields on the locked call first."""
+def _with_agent(call: Call, sessions: dict[int, AgentSession], fact: states.Fact) -> states.Fact | None:
+    """Choose, under the locks, the agent a fact that routes a human needs. None: nothing to apply."""
+    if isinstance(fact, states.AmdVerdict) and fact.agent is None:
+        if states.is_human(fact.answered_by, call.campaign.amd_unknown_policy):
+            agent = _pick_agent(call, sessions)
+            return replace(fact, agent=agent.pk if agent else None)
+        return fact
+    if isinstance(fact, states.AgentFound) and fact.agent is None:
+        if call.hold_deadline_at is None or call.hold_deadline_at <= timezone.now():
+            return None
+        agent = _pick_agent(call, sessions)
+        return replace(fact, agent=agent.pk) if agent else None
+    return fact
+
+
+def _fill(call: Call, fact: states.Fact, fields: set[str]) -> None:
+    """Blanks a fact fills on the row whatever the transition decides (late facts fill blanks too, rule 5)."""
+    match fact:
+        case states.Created(sid=sid) if sid:
+            values = {"sid": sid}
+        case states.Status(duration_s=duration) if duration is not None:
+            values = {"duration_s": duration}
+        case states.AmdVerdict(duration_ms=duration) if duration is not None:
+            values = {"amd_duration_ms": duration}
+        case states.TwimlFetched():
+            values = {"twiml_fetched": True}
+        case states.Hangup(corrected_machine=True):
+            values = {"amd_corrected": True}
+        case _:
+            values = {}
+    for name, value in values.items():
+        if getattr(call, name) in (None, "", False):
+            setattr(call, name, value)
+            fields.add(name)
+
+
+def call_apply(*, call_id: int, fact: states.Fact, webhook: WebhookEvent | None = None
+               ) -> tuple[Call, states.Transition]:
+    """Apply one fact to a call in its own transaction: lock (`call_lock`), choose an agent for a human
+    (`_with_agent`), fill blanks (`_fill`), decide (`states.transition`), persist and queue the effects."""
+    routes = isinstance(fact, states.AmdVerdict | states.AgentFound)
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                call, locked = _lock(call_id, with_ready_agents=with_ready_agents)
-                if extra is not None:
-                    extra(call)
-                the_fact = fact(call, locked) if callable(fact) else fact
-                if the_fact is None:  # the fact function found nothing to do
+                call, locked = call_lock(call_id, with_ready_agents=routes)
+                applied = _with_agent(call, locked, fact)
+                if applied is None:
                     return call, states.Transition(state=State(call.state), outcome=Outcome(call.outcome))
-                result = states.transition(call_view(call), the_fact)
-                _persist(call, result, the_fact, locked, webhook)
+                fields: set[str] = set()
+                _fill(call, applied, fields)
+                result = states.transition(call_view(call), applied)
+                _persist(call, result, applied, locked, webhook, fields)
                 return call, result
         except _Moved:
             continue
@@ -122,11 +167,11 @@ def call_apply(*, call_id: int, fact: states.Fact | Callable[[Call, dict], state
 
 
 def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: dict[int, AgentSession],
-             webhook: WebhookEvent | None) -> None:
+             webhook: WebhookEvent | None, fields: set[str]) -> None:
     """Write the transition and queue its effects. Caller holds the call lock and the sessions' locks."""
     now = timezone.now()
     from_state = call.state
-    fields = {"last_event_at"}
+    fields.add("last_event_at")
     call.last_event_at = now
     if result.answered_by and not call.answered_by:
         call.answered_by = result.answered_by
@@ -164,7 +209,7 @@ def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: d
     if result.changed or "answered_by" in fields:
         events.publish_call(call)
     if result.changed and call.state == State.ENDED:
-        _wake_dialer()  # a line is free: the pacer may dial again at once
+        wake()  # a line is free: the pacer may dial again at once
     for action in after:
         transaction.on_commit(action)
 
@@ -176,16 +221,15 @@ def _effect_in_transaction(effect: Effect, call: Call, result: states.Transition
         session = locked[result.agent]
         call.bridged_to = session
         fields.add("bridged_to")
-        _session_set_state(session, AgentSession.State.ON_CALL, now)
+        session_set_state(session, AgentSession.State.ON_CALL, now=now)
     elif effect is Effect.AGENT_WRAP_UP:
         session = locked.get(call.bridged_to_id)
         if session is not None and session.state == AgentSession.State.ON_CALL:
-            _session_set_state(session, AgentSession.State.WRAP_UP, now)
+            session_set_state(session, AgentSession.State.WRAP_UP, now=now)
     elif effect is Effect.AGENT_FREE:
         session = locked.get(call.bridged_to_id)
         if session is not None and session.state == AgentSession.State.ON_CALL:
-            _session_set_state(session, AgentSession.State.READY, now)
-            after.append(lambda: calls_route_waiting(campaign_id=campaign.pk))
+            session_set_state(session, AgentSession.State.READY, now=now)
     elif effect is Effect.WAIT_FOR_AGENT:
         delay_s = max(0.0, campaign.max_hold_s - SAFE_HARBOR_LEAD_S)
         call.hold_deadline_at = now + dt.timedelta(seconds=delay_s)
@@ -200,23 +244,48 @@ def _effect_in_transaction(effect: Effect, call: Call, result: states.Transition
         transaction.on_commit(lambda: _run_rest_effect(effect, call.pk))
 
 
-def _session_set_state(session: AgentSession, state: str, now: dt.datetime) -> None:
-    """Caller holds the session's lock."""
+# -- agent sessions: the one state setter ------------------------------------------------------------
+
+SESSION_FIELDS = ["state", "pause_reason", "state_changed_at", "version", "in_room", "agent_call_sid", "joined_at",
+                  "left_at", "conference_room"]
+
+
+def sessions_for_update():
+    # FOR NO KEY UPDATE: strong enough to serialise writers, and it does not block the FOR KEY SHARE
+    # locks PostgreSQL's deferred foreign-key checks take at commit (a deadlock source otherwise).
+    return AgentSession.objects.select_for_update(of=("self",), no_key=True)
+
+
+def lock_session(session_id: int) -> AgentSession:
+    return sessions_for_update().select_related("agent", "campaign").get(pk=session_id)
+
+
+def session_set_state(session: AgentSession, state: str, *, reason: str = "", now: dt.datetime | None = None) -> None:
+    """The one setter of an agent session's state. Caller holds the session's lock.
+
+    `state_changed_at` moves only when the state does: "ready longest" routing and the wallboard's timers read it.
+    An agent who becomes ready wakes the pacer and is offered the humans waiting on hold."""
+    if state != session.state:
+        session.state_changed_at = now or timezone.now()
     session.state = state
-    session.state_changed_at = now
+    session.pause_reason = reason if state == AgentSession.State.PAUSED else ""
+    _session_save(session)
+
+
+def session_save_presence(session: AgentSession) -> None:
+    """Save and publish what changed beside the state (the softphone leg, the room); the state's clock runs on.
+    Caller holds the session's lock."""
+    _session_save(session)
+
+
+def _session_save(session: AgentSession) -> None:
     session.version += 1
-    if state != AgentSession.State.PAUSED:
-        session.pause_reason = ""
-    session.save(update_fields=["state", "state_changed_at", "version", "pause_reason"])
+    session.save(update_fields=SESSION_FIELDS)
     events.publish_agent(session)
-    if state == AgentSession.State.READY:
-        _wake_dialer()
-
-
-def _wake_dialer() -> None:
-    from voice.dialer import wake  # the worker module sits above this one
-
-    wake()
+    if session.state == AgentSession.State.READY and session.in_room:
+        wake()
+        campaign_id = session.campaign_id
+        transaction.on_commit(lambda: calls_route_waiting(campaign_id=campaign_id))
 
 
 # -- effects that talk to Twilio (after commit, no locks held) --------------------------------------
@@ -279,17 +348,21 @@ def _start_timer(delay_s: float, func: Callable[..., object], *args) -> None:
 # -- placing calls ------------------------------------------------------------------------------------
 
 
-def call_create(*, campaign: Campaign, contact: Contact, dialed_for: AgentSession | None) -> Call:
-    """Write the call row for a claimed contact; the REST create runs after commit.
+def call_create(*, campaign: Campaign, contact: Contact, dialed_for: AgentSession | None,
+                reserved: bool = False) -> Call:
+    """Write the call row for a claimed contact; the REST create runs after commit. `reserved`: the line is
+    `dialed_for`'s alone (an abandoned person's call back), and that agent takes no other human meanwhile.
 
-    Caller holds the contact's lock (claimed with SKIP LOCKED) inside a transaction.
+    Only the dial gate (`voice.gate`) calls this, holding the contact's lock (claimed with SKIP LOCKED) inside a
+    transaction: every rule about whether a contact may be called lives there.
     """
     now = timezone.now()
     contact.status = Contact.Status.DIALING
     contact.attempts = F("attempts") + 1
     contact.last_called_at = now
     contact.save(update_fields=["status", "attempts", "last_called_at"])
-    call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=dialed_for, last_event_at=now)
+    call = Call.objects.create(campaign=campaign, contact=contact, dialed_for=dialed_for, reserved=reserved,
+                               last_event_at=now)
     CallEvent.objects.create(call=call, kind="Placed", to_state=call.state,
                              data={"dialed_for": dialed_for.pk if dialed_for else None})
     events.publish_call(call)
@@ -322,12 +395,7 @@ def call_send_create(*, call_id: int) -> None:
         call_apply(call_id=call_id, fact=states.CreateFailed(invalid_number=invalid))
         return
 
-    def remember_sid(locked_call: Call) -> None:
-        if not locked_call.sid:
-            locked_call.sid = info.sid
-            locked_call.save(update_fields=["sid"])
-
-    call, _ = call_apply(call_id=call_id, fact=states.Created(), extra=remember_sid)
+    call, _ = call_apply(call_id=call_id, fact=states.Created(sid=info.sid))
     if call.state == State.RELEASING and call.outcome == Outcome.CANCELED:
         # Released while the create was in flight: cancel it now that it has a SID.
         _run_rest_effect(Effect.CANCEL, call_id)
@@ -352,41 +420,22 @@ def call_find(*, call_id: str | None, sid: str | None) -> Call | None:
 
 def call_on_status(*, call: Call, status: str, sequence: int | None, duration_s: int | None,
                    webhook: WebhookEvent | None = None) -> states.Transition:
-    def fill(locked: Call) -> None:
-        if duration_s is not None and locked.duration_s is None:
-            locked.duration_s = duration_s
-            locked.save(update_fields=["duration_s"])
-
-    _, result = call_apply(call_id=call.pk, fact=states.Status(status=status, sequence=sequence), webhook=webhook,
-                           extra=fill)
+    fact = states.Status(status=status, sequence=sequence, duration_s=duration_s)
+    _, result = call_apply(call_id=call.pk, fact=fact, webhook=webhook)
     return result
 
 
 def call_on_voice_fetch(*, call: Call, webhook: WebhookEvent | None = None) -> tuple[Call, states.Twiml]:
     """The customer picked up and Twilio asks what to play. Answers by the state after the fact."""
 
-    def mark_fetched(locked: Call) -> None:
-        locked.twiml_fetched = True
-        locked.save(update_fields=["twiml_fetched"])
-
-    def answered(locked: Call, _locked: dict) -> states.Fact:
-        return states.TwimlFetched()
-
-    locked, _ = call_apply(call_id=call.pk, fact=answered, webhook=webhook, extra=mark_fetched)
+    locked, _ = call_apply(call_id=call.pk, fact=states.TwimlFetched(), webhook=webhook)
     return locked, states.twiml_for(call_view(locked))
 
 
 def call_on_amd(*, call: Call, answered_by: str, duration_ms: int | None,
                 webhook: WebhookEvent | None = None) -> states.Transition:
-    def verdict(locked: Call, sessions: dict[int, AgentSession]) -> states.Fact:
-        return states.AmdVerdict(answered_by=answered_by, agent=_agent_id_if_human(locked, sessions, answered_by))
-
-    def fill(locked: Call) -> None:
-        if duration_ms is not None and locked.amd_duration_ms is None:
-            locked.amd_duration_ms = duration_ms
-            locked.save(update_fields=["amd_duration_ms"])
-
-    _, result = call_apply(call_id=call.pk, fact=verdict, webhook=webhook, with_ready_agents=True, extra=fill)
+    fact = states.AmdVerdict(answered_by=answered_by, duration_ms=duration_ms)
+    _, result = call_apply(call_id=call.pk, fact=fact, webhook=webhook)
     return result
 
 
@@ -411,18 +460,11 @@ def calls_route_waiting(*, campaign_id: int) -> int:
         campaign_id=campaign_id, state=State.ANSWERED, bridged_to__isnull=True, hold_deadline_at__gt=now,
     ).exclude(answered_by="").order_by("amd_at").values_list("pk", flat=True)
     for call_id in waiting:
-        _, result = call_apply(call_id=call_id, fact=_agent_for_waiting, with_ready_agents=True)
+        _, result = call_apply(call_id=call_id, fact=states.AgentFound())
         if Effect.ASSIGN_AGENT not in result.effects:
             break  # no agent left, or the call moved on: the hold timer decides the rest
         routed += 1
     return routed
-
-
-def _agent_for_waiting(locked: Call, sessions: dict[int, AgentSession]) -> states.Fact | None:
-    if locked.hold_deadline_at is None or locked.hold_deadline_at <= timezone.now():
-        return None
-    agent = _pick_agent(locked, sessions)
-    return states.AgentFound(agent=agent.pk) if agent else None
 
 
 def calls_abandon_overdue(*, now: dt.datetime | None = None) -> int:
@@ -457,9 +499,10 @@ def _rang_long_enough(call: Call, now: dt.datetime) -> bool:
     return call.ringing_at is not None and (now - call.ringing_at).total_seconds() >= min_ring
 
 
-def calls_release_due(*, now: dt.datetime | None = None) -> int:
-    """Lines dialed for an agent who is no longer ready: once they have rung the minimum, hand them to a
-    ready agent of the campaign with room for another line, else release them. Run every tick."""
+def calls_release_due(*, now: dt.datetime | None = None, session_id: int | None = None) -> int:
+    """Lines dialed for an agent who is no longer ready (only that agent's, given `session_id`): once they have
+    rung the minimum, hand them to a ready agent of the campaign with room for another line, else release them.
+    Run every tick."""
     now = now or timezone.now()
     orphans = (
         # Pooled (predictive) lines belong to no agent: the pacer's own release decisions cover them.
@@ -468,11 +511,14 @@ def calls_release_due(*, now: dt.datetime | None = None) -> int:
         .exclude(dialed_for__state=AgentSession.State.READY)
         .select_related("campaign")
     )
+    if session_id is not None:
+        orphans = orphans.filter(dialed_for_id=session_id)
     released = 0
     for call in orphans:
         if not _rang_long_enough(call, now):
             continue
-        adopter = _spare_ready_agent(call.campaign)
+        # A reserved line waits for its own agent only: released, its contact keeps its place in line.
+        adopter = None if call.reserved else _spare_ready_agent(call.campaign)
         if adopter is not None:
             Call.objects.filter(pk=call.pk, state__in=list(states.UNANSWERED_STATES)).update(dialed_for=adopter)
             continue
@@ -493,12 +539,8 @@ def _spare_ready_agent(campaign: Campaign) -> AgentSession | None:
 
 
 def call_hangup(*, call: Call, outcome: Outcome | None = None, corrected_machine: bool = False) -> states.Transition:
-    def mark(locked: Call) -> None:
-        if corrected_machine and not locked.amd_corrected:
-            locked.amd_corrected = True
-            locked.save(update_fields=["amd_corrected"])
-
-    _, result = call_apply(call_id=call.pk, fact=states.Hangup(outcome=outcome), extra=mark)
+    fact = states.Hangup(outcome=outcome, corrected_machine=corrected_machine)
+    _, result = call_apply(call_id=call.pk, fact=fact)
     return result
 
 
@@ -525,13 +567,17 @@ ABANDONED_PRIORITY_BOOST = 100
 
 
 def _contact_after_call(call: Call, now: dt.datetime) -> None:
-    """Schedule the contact's next attempt from the outcome. Caller holds the call lock; the contact
+    """Schedule the contact's next attempt from the call's outcome. Caller holds the call lock; the contact
     row is locked here (call -> contact order)."""
     contact = Contact.objects.select_for_update(no_key=True).get(pk=call.contact_id)
     campaign = call.campaign
     outcome = Outcome(call.outcome)
     contact.last_outcome = outcome.value
-    fields = ["last_outcome", "status", "next_attempt_at", "priority"]
+    fields = ["last_outcome", "status", "next_attempt_at", "priority", "abandoned_at"]
+    if call.reserved and outcome not in (Outcome.ABANDONED, Outcome.CANCELED):
+        # The call back an abandoned person was owed has happened (an agent was kept free for it).
+        contact.abandoned_at = None
+        contact.priority = max(0, contact.priority - ABANDONED_PRIORITY_BOOST)
     if outcome is Outcome.TALKED:
         # The agent's disposition decides what happens next; until then nobody else dials it.
         contact.status = Contact.Status.DIALING
@@ -545,15 +591,45 @@ def _contact_after_call(call: Call, now: dt.datetime) -> None:
         contact.next_attempt_at = now
         contact.attempts = max(0, contact.attempts - 1)
         fields.append("attempts")
-    elif contact.attempts >= campaign.max_attempts and outcome is not Outcome.ABANDONED:
-        contact.status = Contact.Status.EXHAUSTED
     else:
-        contact.status = Contact.Status.PENDING
-        minutes = getattr(campaign, RETRY_MINUTES.get(outcome, "retry_no_answer_min"))
-        contact.next_attempt_at = now + dt.timedelta(minutes=minutes)
         if outcome is Outcome.ABANDONED:
-            # Call the abandoned person back first, with an agent reserved.
+            # Owed a call back, first in line, but only on a line with an agent kept free for them (the gate).
+            contact.abandoned_at = now
             contact.priority = max(contact.priority, ABANDONED_PRIORITY_BOOST)
+        _retry_or_exhaust(contact, campaign, outcome, now)
+    contact.save(update_fields=fields)
+
+
+def _retry_or_exhaust(contact: Contact, campaign: Campaign, outcome: Outcome, now: dt.datetime) -> None:
+    """The one retry rule: out of attempts is final (except an abandoned person, who is owed a call back);
+    otherwise the contact waits the campaign's delay for this outcome."""
+    if contact.attempts >= campaign.max_attempts and contact.abandoned_at is None:
+        contact.status = Contact.Status.EXHAUSTED
+        return
+    contact.status = Contact.Status.PENDING
+    minutes = getattr(campaign, RETRY_MINUTES.get(outcome, "retry_no_answer_min"))
+    contact.next_attempt_at = now + dt.timedelta(minutes=minutes)
+
+
+def contact_after_disposition(*, contact: Contact, code: DispositionCode, callback_at: dt.datetime | None,
+                              session: AgentSession) -> None:
+    """The agent's disposition decides the contact's next step. Caller holds the session and call locks."""
+    contact = Contact.objects.select_for_update(no_key=True).get(pk=contact.pk)
+    fields = ["status", "next_attempt_at", "callback_agent"]
+    if code.adds_to_dnc:
+        DoNotCall.objects.get_or_create(phone=contact.phone, campaign=None,
+                                        defaults={"reason": f"asked on a call ({code.label})",
+                                                  "added_by": session.agent})
+        contact.status = Contact.Status.DNC
+    elif callback_at is not None:
+        contact.status = Contact.Status.PENDING
+        contact.next_attempt_at = callback_at
+        if session.campaign.callbacks_to_same_agent:
+            contact.callback_agent = session.agent
+    elif code.closes_contact:
+        contact.status = Contact.Status.DONE
+    else:
+        _retry_or_exhaust(contact, session.campaign, Outcome.NO_ANSWER, timezone.now())
     contact.save(update_fields=fields)
 
 
@@ -609,15 +685,6 @@ def call_reconcile(*, call: Call) -> bool:
     if call.state == State.ANSWERED and not call.answered_by and info.status == "in-progress":
         # The AMD callback was lost (Twilio does not retry): go by what the call resource says, and treat
         # no verdict at all as "unknown" so the campaign's policy decides instead of endless hold music.
-        _, result = call_apply(call_id=call.pk, fact=lambda locked, sessions: states.AmdVerdict(
-            answered_by=info.answered_by or "unknown",
-            agent=_agent_id_if_human(locked, sessions, info.answered_by or "unknown")), with_ready_agents=True)
+        _, result = call_apply(call_id=call.pk, fact=states.AmdVerdict(answered_by=info.answered_by or "unknown"))
         return result.changed
     return False
-
-
-def _agent_id_if_human(call: Call, sessions: dict[int, AgentSession], answered_by: str) -> int | None:
-    human = answered_by == "human" or (answered_by == "unknown" and call.campaign.amd_unknown_policy == "connect")
-    agent = _pick_agent(call, sessions) if human else None
-    return agent.pk if agent else None
-

@@ -110,7 +110,9 @@ class CallView:
 
 @dataclass(frozen=True)
 class Created:
-    """The REST create was acknowledged (Twilio gave us the SID)."""
+    """The REST create was acknowledged (Twilio gave us the SID, which the call keeps)."""
+
+    sid: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,7 @@ class Status:
 
     status: str
     sequence: int | None = None
+    duration_s: int | None = None  # CallDuration, kept once known
 
 
 @dataclass(frozen=True)
@@ -137,13 +140,15 @@ class AmdVerdict:
 
     answered_by: str
     agent: int | None = None
+    duration_ms: int | None = None  # MachineDetectionDuration, kept once known
 
 
 @dataclass(frozen=True)
 class AgentFound:
-    """A human waiting on hold gets an agent who just became ready (service holds the agent's lock)."""
+    """A human waiting on hold gets an agent who just became ready (service holds the agent's lock). The
+    service fills `agent` under the locks; with none free the fact is not applied."""
 
-    agent: int
+    agent: int | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,7 @@ class Hangup:
     """We end the call whatever its state (agent hung up, "that was a machine", campaign ended)."""
 
     outcome: Outcome | None = None  # None: keep what the call already is (talked while connected)
+    corrected_machine: bool = False  # the agent said this "human" was a machine (an AMD miss, kept on the call)
 
 
 Fact = (
@@ -218,6 +224,19 @@ def is_machine(answered_by: str, unknown_policy: str) -> bool:
     if answered_by in MACHINE_VERDICTS or answered_by == "fax":
         return True
     return answered_by == "unknown" and unknown_policy == "machine"
+
+
+def is_human(answered_by: str, unknown_policy: str) -> bool:
+    """A verdict that goes to an agent: human, or unknown where the campaign connects unknowns."""
+    return answered_by == "human" or (answered_by == "unknown" and unknown_policy == "connect")
+
+
+def verdict(answered_by: str, unknown_policy: str) -> str:
+    """What the pages show for an AMD value: "human", "machine", or "" while there is no verdict. The pages read
+    this instead of deciding from raw AMD values themselves."""
+    if not answered_by:
+        return ""
+    return "machine" if is_machine(answered_by, unknown_policy) else "human"
 
 
 # -- the transition function -----------------------------------------------------------------------

@@ -92,7 +92,8 @@ def twilio_webhook(kind: str):
 def _handle(request: HttpRequest, kind: str) -> HttpResponse:
     voice = kind in VOICE_KINDS
     try:
-        event, duplicate = inbox.webhook_record(kind=kind, path=request.get_full_path(), params=_params(request),
+        event, duplicate = inbox.webhook_record(kind=kind, route=request.resolver_match.url_name,
+                                                path=request.get_full_path(), params=_params(request),
                                                 headers=dict(request.headers))
     except Exception:
         if not voice:

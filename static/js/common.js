@@ -361,8 +361,14 @@
     invalid_number: ["Invalid number", "problem"],
   };
 
-  function isMachine(answeredBy) {
-    return typeof answeredBy === "string" && (answeredBy.startsWith("machine") || answeredBy === "fax");
+  // The server says whether a verdict is a human or a machine (voice/states.py, with the campaign's policy for
+  // "unknown"); the pages never decide it from raw AMD values.
+  function isMachine(call) {
+    return call.verdict === "machine";
+  }
+
+  function isHuman(call) {
+    return call.verdict === "human";
   }
 
   /**
@@ -383,7 +389,7 @@
         return {label: "Ringing", tone: "progress", since: stamp("ringing_at", "dialed_at")};
       case "answered":
         if (!call.answered_by) return {label: "Answered — detecting", tone: "progress", since: stamp("answered_at")};
-        if (isMachine(call.answered_by)) {
+        if (isMachine(call)) {
           return {label: call.answered_by === "fax" ? "Fax — hanging up" : "Machine — hanging up",
                   tone: "machine", since: stamp("answered_at")};
         }
@@ -413,5 +419,5 @@
   }
 
   window.Dialer = {api, ApiError, VersionedStore, LiveSocket, clock, duration, percent, el, debounce, sentence,
-                   describeLine, isMachine, OUTCOMES};
+                   describeLine, isHuman, isMachine, OUTCOMES};
 })();

@@ -36,6 +36,7 @@
     onSnapshot: (snapshot) => {
       if (snapshot.session) state.sessionId = snapshot.session.id;
       const rows = [snapshot.campaign, ...snapshot.calls];
+      if (snapshot.dialing) rows.push(snapshot.dialing);
       if (snapshot.session) rows.push(snapshot.session);
       state.store.replace(rows);
       state.stats = snapshot.stats;
@@ -262,6 +263,10 @@
     const st = s ? s.state : "offline";
     const [label, hint] = AGENT_STATES[st] || [st, ""];
     let detail = hint;
+    const held = dialingHeld();
+    if (st === "ready" && held && !myCalls().some((call) => call.state !== "ended")) {
+      detail = held.text; // the dial gate's own words: why no line is coming
+    }
     if (st === "paused") {
       detail = {joining: "Press “Go ready” when you are set.", "after call": "Paused after your call."}[s.pause_reason] ||
         `Reason: ${s.pause_reason || "break"}.`;
@@ -285,6 +290,11 @@
     $("btn-leave").disabled = busy || st === "offline" || st === "on_call";
     const liveLines = myCalls().filter((call) => call.dialed_for === state.sessionId && call.state !== "ended");
     $("btn-dial-next").disabled = busy || !running || !(st === "ready" || st === "paused") || liveLines.length > 0;
+  }
+
+  function dialingHeld() {
+    const dialing = state.store.get("dialing", cfg.campaignId);
+    return dialing ? dialing.held : null;
   }
 
   function renderLines() {
@@ -350,7 +360,7 @@
   function prefetchCards() {
     // A human answered one of my lines: fetch the card now so it pops complete the moment they are bridged.
     for (const call of myCalls()) {
-      if (call.state === "answered" && call.answered_by && !D.isMachine(call.answered_by)) {
+      if (call.state === "answered" && D.isHuman(call)) {
         loadCard(call.id).catch(() => {});
       }
     }

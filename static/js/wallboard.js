@@ -13,7 +13,8 @@
 
   const socket = new D.LiveSocket(cfg.wsPath, {
     onSnapshot: (snapshot) => {
-      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls]);
+      store.replace([snapshot.campaign, ...snapshot.agents, ...snapshot.calls,
+                     ...(snapshot.dialing ? [snapshot.dialing] : [])]);
       state.stats = snapshot.stats;
       render();
     },
@@ -63,15 +64,23 @@
   }
 
   function waiting(call) {
-    return call.state === "answered" && call.answered_by && !D.isMachine(call.answered_by) && !call.bridged_to;
+    return call.state === "answered" && D.isHuman(call) && !call.bridged_to;
   }
 
   // -- actions --------------------------------------------------------------------------------------------------
 
+  // The campaign's allowed moves come from the server's transition table (campaigns/states.py), not from here.
+  function nextStatus(status) {
+    const allowed = cfg.transitions[status] || [];
+    const wanted = status === "running" ? "paused" : "running";
+    return allowed.includes(wanted) ? wanted : null;
+  }
+
   async function toggleCampaign() {
     const c = store.get("campaign", cfg.campaignId);
     if (!c || state.busy) return;
-    const next = c.status === "running" ? "paused" : "running";
+    const next = nextStatus(c.status);
+    if (!next) return;
     state.busy = true;
     render();
     try {
@@ -109,13 +118,19 @@
     button.textContent = {running: "Pause campaign", paused: "Resume campaign", draft: "Start campaign",
                           ended: "Campaign ended"}[c.status];
     button.className = c.status === "running" ? "button button-quiet" : "button button-primary";
-    button.disabled = state.busy || c.status === "ended";
-    $("campaign-hint").textContent = {
+    button.disabled = state.busy || !nextStatus(c.status);
+    const dialing = store.get("dialing", cfg.campaignId);
+    const held = dialing && dialing.held;
+    $("campaign-hint").textContent = c.status === "running" && held ? held.text : {
       running: "Dialing. Pausing stops new dials; calls in progress carry on.",
       paused: "Paused: no new dials.",
       draft: "Not started yet.",
       ended: "This campaign has ended.",
     }[c.status];
+    const warning = $("opt-out-warning");
+    warning.hidden = !c.abandon_cap_opt_out;
+    warning.textContent = c.abandon_cap_opt_out ?
+      "The abandonment cap does not hold back parallel dialing here: a manager opted this campaign out." : "";
   }
 
   function renderTiles() {

@@ -180,7 +180,8 @@ def test_an_agent_works_calls_live_while_the_manager_watches(team, chromium):
     # -- nobody left to call: the API's refusal is shown in plain words ------------------------------------------
     expect(page.locator("#agent-state-label")).to_have_text("Ready")
     page.get_by_role("button", name="Dial next").click()
-    expect(page.get_by_role("alert")).to_contain_text("Could not dial: No contacts are ready to be dialed.")
+    # (the one left is Chloe, called back in 2031: the gate says when the next contact is due)
+    expect(page.get_by_role("alert")).to_contain_text("Could not dial: Every contact left is waiting for its retry")
 
     # -- the agent's network drops; the manager pauses the campaign; the page catches up on its own ---------------
     agent_context.set_offline(True)

@@ -212,6 +212,7 @@ def campaign_form_data(**overrides) -> dict:
         "amd_unknown_policy": "connect", "voicemail_audio_url": "", "voicemail_text": "", "hold_audio_url": "",
         "amd_timeout_s": 30, "amd_speech_threshold_ms": 2400, "amd_speech_end_threshold_ms": 1200,
         "amd_silence_timeout_ms": 5000, "max_hold_s": 2, "max_abandon_rate": "3", "safe_harbor_text": "Sorry.",
+        "seller_name": "Acme", "opt_out_number": "+12025550100",
         "safe_harbor_audio_url": "", "window_start": "09:00", "window_end": "20:00", "window_days": ["1", "3", "5"],
         "max_attempts": 3, "retry_no_answer_min": 240, "retry_busy_min": 30, "retry_machine_min": 1440,
         "retry_abandoned_min": 0, "retry_failed_min": 1440, "callbacks_to_same_agent": "on",
@@ -441,7 +442,7 @@ def test_a_file_without_a_phone_column_is_explained_on_the_form(manager_client, 
 def test_manager_simulates_pacing_on_a_campaigns_statistics(db, monkeypatch):
     from django.test import Client
 
-    monkeypatch.setattr("voice.selectors.PREVIEW_AGENT_HOURS", 2.0)
+    monkeypatch.setattr("voice.pacer.PREVIEW_AGENT_HOURS", 2.0)
 
     from tests import factories
 

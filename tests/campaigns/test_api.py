@@ -14,6 +14,8 @@ from voice.states import State
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+SELLER = {"seller_name": "Acme Sales", "opt_out_number": "+12025550100"}
+
 
 def api(client, path, payload=None, method="post"):
     if method == "get":
@@ -33,7 +35,7 @@ def logged_in():
 
 def test_manager_creates_a_campaign_with_contacts_and_gets_a_softphone_token(logged_in, manager):
     response = api(logged_in(manager), "/api/campaign", {
-        "name": "Spring push", "dial_mode": "parallel", "lines_per_agent": 2,
+        "name": "Spring push", "dial_mode": "parallel", "lines_per_agent": 2, **SELLER,
         "contacts": ["+1 202 555 0143", {"phone": "(212) 555-0178", "name": "Ada", "company": "Acme"}],
     })
     assert response.status_code == 201, response.content
@@ -52,7 +54,7 @@ def test_bad_input_is_a_400_naming_the_field_and_writes_nothing(logged_in, manag
     short_ring = api(client, "/api/campaign", {"name": "x", "ring_timeout_s": 5, "contacts": []})
     assert short_ring.status_code == 400
     assert "ring_timeout_s" in short_ring.json()["fields"]
-    bad_phone = api(client, "/api/campaign", {"name": "y", "contacts": ["+1 202 555 0143", "not a phone"]})
+    bad_phone = api(client, "/api/campaign", {"name": "y", **SELLER, "contacts": ["+1 202 555 0143", "not a phone"]})
     assert bad_phone.status_code == 400
     assert "contacts" in bad_phone.json()["fields"]
     not_json = client.post("/api/campaign", data="{nope", content_type="application/json")
@@ -170,3 +172,14 @@ def test_leaving_with_an_undisposed_talk_is_a_409(logged_in, agent, campaign):
     assert api(client, f"/api/campaign/{campaign.pk}/leave").status_code == 409
     assert api(client, f"/api/campaign/{campaign.pk}/disposition", {"code": "interested"}).status_code == 201
     assert api(client, f"/api/campaign/{campaign.pk}/leave").status_code == 200
+
+
+def test_a_campaign_without_a_seller_identity_is_a_400_naming_both_fields(logged_in, manager):
+    response = api(logged_in(manager), "/api/campaign", {"name": "Nameless", "contacts": ["+1 202 555 0143"]})
+    assert response.status_code == 400
+    assert set(response.json()["fields"]) == {"seller_name", "opt_out_number"}
+    bad_number = api(logged_in(manager), "/api/campaign", {"name": "x", "seller_name": "Acme",
+                                                            "opt_out_number": "202 555", "contacts": []})
+    assert bad_number.status_code == 400
+    assert set(bad_number.json()["fields"]) == {"opt_out_number"}
+    assert not Campaign.objects.exists()

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Contact
 from tests import factories
 from tests.live import wait_until
+from voice import floor as floor_services
 from voice import services as call_services
 from voice.models import Call, WebhookEvent
 from voice.states import State
@@ -34,9 +34,19 @@ def agent_in_room(live_app, session: AgentSession) -> dict:
     return leg
 
 
+@pytest.fixture(autouse=True)
+def _generous_cps(settings):
+    """Dial-next takes from the account's calls-per-second budget like every path (tests/voice/test_gate.py);
+    these tests place several lines at once, so the budget is not what they measure."""
+    settings.TWILIO_CPS = 100
+
+
 def floor(live_app, phones: list[str], *, agents: int = 1, **campaign_fields):
     campaign_fields.setdefault("min_ring_s", 0)  # the sandbox runs 20x faster than the app's clock
     campaign_fields.setdefault("lines_per_agent", len(phones))
+    # These tests dial every phone at once to exercise the call flow; the cap's governor (which would start a
+    # campaign with no history at one line) is tested in tests/voice/test_gate.py.
+    campaign_fields.setdefault("abandon_cap_opt_out", True)
     campaign = factories.make_campaign(**campaign_fields)
     for phone in phones:
         factories.make_contact(campaign=campaign, phone=phone)
@@ -56,7 +66,7 @@ def final(call: Call, timeout_s: float = 15.0) -> Call:
 
 def test_human_is_bridged_into_the_agents_room(live_app):
     campaign, [session] = floor(live_app, [HUMAN])
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     assert wait_until(lambda: Call.objects.get(pk=call.pk).state == State.CONNECTED)
     call.refresh_from_db()
     assert call.answered_by == "human" and call.bridged_to_id == session.pk
@@ -67,7 +77,7 @@ def test_human_is_bridged_into_the_agents_room(live_app):
     call = final(call)
     assert call.outcome == "talked"
     assert wait_until(lambda: AgentSession.objects.get(pk=session.pk).state == AgentSession.State.WRAP_UP)
-    campaign_services.disposition_record(session=session, code="interested")
+    floor_services.disposition_record(session=session, code="interested")
     assert AgentSession.objects.get(pk=session.pk).state == AgentSession.State.READY
 
 
@@ -81,7 +91,7 @@ def test_human_is_bridged_into_the_agents_room(live_app):
 def test_machines_are_never_bridged(live_app, phone, amd_mode, voicemail, outcome):
     campaign, [session] = floor(live_app, [phone], amd_mode=amd_mode, voicemail_drop=voicemail,
                                 voicemail_text="Hi, it is Dana from Acme. Call us back on 202 555 0199.")
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     call = final(call)
     assert call.outcome == outcome
     assert call.bridged_to_id is None
@@ -97,7 +107,7 @@ def test_machines_are_never_bridged(live_app, phone, amd_mode, voicemail, outcom
 ])
 def test_unanswered_calls_are_retried_per_policy(live_app, phone, outcome, retry_field):
     campaign, [session] = floor(live_app, [phone], ring_timeout_s=15)
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     call = final(call, timeout_s=20)
     contact = Contact.objects.get(pk=call.contact_id)
     assert call.outcome == outcome
@@ -111,7 +121,7 @@ def test_two_humans_at_once_for_one_agent(live_app):
     live_app.sandbox.set_behaviour(second_human, {"kind": "human", "pickup_s": 3.0, "amd_s": 2.0,
                                                   "talk_s": 30.0, "patience_s": 60.0})
     campaign, [session] = floor(live_app, [HUMAN, second_human], max_hold_s=0.5)
-    calls = campaign_services.dial_next(session=session)
+    calls = floor_services.dial_next(session=session)
     ended = [final(c) for c in calls]
     outcomes = sorted(c.outcome for c in ended)
     assert outcomes == ["abandoned", "talked"]
@@ -131,7 +141,7 @@ def test_duplicated_and_reordered_callbacks_end_the_same(live_app):
     # One line per agent: no sibling is released when the human connects, so every outcome is the callee's.
     campaign, sessions = floor(live_app, phones, agents=len(phones), lines_per_agent=1, ring_timeout_s=15,
                                voicemail_drop=True, voicemail_text="Hello from Acme.")
-    calls = [call for session in sessions for call in campaign_services.dial_next(session=session)]
+    calls = [call for session in sessions for call in floor_services.dial_next(session=session)]
     by_phone = {c.contact.phone: final(c, timeout_s=30) for c in calls}
     assert by_phone[HUMAN].outcome == "talked"
     assert by_phone[MACHINE_BEEP].outcome == "voicemail_left"
@@ -145,7 +155,7 @@ def test_duplicated_and_reordered_callbacks_end_the_same(live_app):
 def test_dropped_completed_callback_is_closed_by_the_reconciler(live_app, settings):
     live_app.sandbox.update_config(drop_status_rate=1.0)
     campaign, [session] = floor(live_app, [BUSY], ring_timeout_s=15)
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     assert wait_until(lambda: live_app.sandbox.call(Call.objects.get(pk=call.pk).sid or "x")["status"] == "busy"
                       if Call.objects.get(pk=call.pk).sid else False)
     assert Call.objects.get(pk=call.pk).state != State.ENDED  # the app never heard the end
@@ -159,10 +169,10 @@ def test_dropped_completed_callback_is_closed_by_the_reconciler(live_app, settin
 def test_invalid_number_is_marked_and_dialing_continues(live_app):
     campaign, [session] = floor(live_app, [INVALID, HUMAN], lines_per_agent=1)
     Contact.objects.filter(phone=INVALID).update(priority=10)
-    [first] = campaign_services.dial_next(session=session)
+    [first] = floor_services.dial_next(session=session)
     first.refresh_from_db()
     assert first.outcome == "invalid_number"
     assert Contact.objects.get(phone=INVALID).status == Contact.Status.INVALID
-    [second] = campaign_services.dial_next(session=session)
+    [second] = floor_services.dial_next(session=session)
     assert second.contact.phone == HUMAN
     assert wait_until(lambda: Call.objects.get(pk=second.pk).state == State.CONNECTED)

@@ -16,12 +16,12 @@ from channels.testing import WebsocketCommunicator
 from django.db import connections, transaction
 from django.test import Client
 
-from campaigns import services
 from campaigns.models import AgentSession, Campaign
 from realtime import events
 from realtime.consumers import CLOSE_NOT_ALLOWED, CLOSE_NOT_SIGNED_IN
 from realtime.routing import websocket_urlpatterns
 from tests import factories
+from voice import floor
 from voice.models import Call
 from voice.states import Outcome, State
 
@@ -219,7 +219,7 @@ def test_an_agent_change_reaches_that_agent_and_the_wallboard_only(campaign, age
         before = (await mine.open())["session"]["version"]
         await theirs.open()
         await board.open()
-        await sync_to_async(services.agent_set_ready)(session=session)
+        await sync_to_async(floor.agent_set_ready)(session=session)
         event = await mine.next()
         assert event["type"] == "agent" and event["id"] == session.pk
         assert event["state"] == "ready" and event["version"] > before
@@ -344,7 +344,7 @@ def test_a_campaign_pause_reaches_every_console_and_wallboard(campaign, agent, m
         console, board = Page(console_path(campaign), agent), Page(wallboard_path(campaign), manager)
         before = (await console.open())["campaign"]["version"]
         await board.open()
-        await sync_to_async(services.campaign_set_status)(campaign=campaign, status=Campaign.Status.PAUSED)
+        await sync_to_async(floor.campaign_set_status)(campaign=campaign, status=Campaign.Status.PAUSED)
         for page in (console, board):
             event = await page.next()
             assert (event["type"], event["status"]) == ("campaign", "paused")
@@ -361,7 +361,7 @@ def test_a_page_that_reconnects_catches_up_from_the_snapshot(campaign, agent):
         page = Page(console_path(campaign), agent)
         first = await page.open()
         await page.close()
-        await sync_to_async(services.agent_set_ready)(session=session)
+        await sync_to_async(floor.agent_set_ready)(session=session)
         call = await sync_to_async(make_call)(campaign=campaign, session=session)
         again = await Page(console_path(campaign), agent).open()
         assert again["session"]["state"] == "ready"

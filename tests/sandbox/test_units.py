@@ -12,10 +12,10 @@ from twilio.request_validator import RequestValidator
 
 from tests.sandbox.conftest import FROM
 from tests.sandbox.helpers import wait_status
+from voice.pacing.population import DEMO
 from voice.sandbox import INVALID_NUMBER, MAGIC_NUMBERS, Behaviour, SandboxConfig
 from voice.sandbox.behaviours import BehaviourBook, behaviour_from_spec, is_valid_to
 from voice.sandbox.callee import amd_verdict
-from voice.sandbox.population import DEMO
 from voice.sandbox.twiml import TwimlError, parse
 from voice.sandbox.webhooks import signed_request
 

@@ -53,7 +53,8 @@ HTTP_MATRIX = [
     ("GET", "/campaigns/{c}/wallboard/", None, MANAGERS_PAGE),
     ("GET", "/campaigns/{c}/wallboard/stats", None, MANAGERS_JSON),
     # the JSON API
-    ("POST", "/api/campaign", {"name": "New", "contacts": ["+12025550177"]}, _row(401, 403, 403, OK, OK)),
+    ("POST", "/api/campaign", {"name": "New", "seller_name": "Acme", "opt_out_number": "+12025550100",
+                               "contacts": ["+12025550177"]}, _row(401, 403, 403, OK, OK)),
     ("GET", "/api/campaign/{c}", None, MEMBERS_JSON),
     ("POST", "/api/campaign/{c}/join", {}, MEMBERS_JSON),
     ("POST", "/api/campaign/{c}/ready", {}, MEMBERS_JSON),
@@ -109,7 +110,7 @@ def twilio_fake():
 def world(db, settings, twilio_fake, monkeypatch):
     settings.TWILIO_API_BASE_URL = twilio_fake.base_url  # dial-next and end reach Twilio's REST API
     # The admin's "simulate pacing" action is checked for who may run it, not for what it computes (seconds).
-    monkeypatch.setattr("voice.selectors.pacing_preview", lambda **kw: [SimpleNamespace(
+    monkeypatch.setattr("voice.admin.pacing_preview", lambda **kw: [SimpleNamespace(
         mode="parallel", lines=3, conversations_per_agent_hour=9.0, abandon_rate=0.01, upper_bound=20.0)])
     factories.ensure_roles()
     agent = factories.make_user(username="member")
@@ -242,7 +243,7 @@ def test_socket_matrix(world):
         communicator.scope["user"] = user or AnonymousUser()
         connected, _ = await communicator.connect()
         assert connected
-        message = await communicator.receive_output(timeout=3)
+        message = await communicator.receive_output(timeout=10)  # generous: CI machines are shared
         await communicator.disconnect()
         if message["type"] == "websocket.close":
             return message["code"]

@@ -104,7 +104,8 @@ json_value = st.recursive(json_leaf, lambda inner: st.one_of(st.lists(inner, max
 api_keys = st.sampled_from(["code", "notes", "callback_at", "call_id", "reason", "machine", "status", "name",
                             "contacts", "dial_mode", "lines_per_agent", "caller_id", "skip_invalid",
                             "default_region", "max_abandon_rate", "window_start", "window_days", "ring_timeout_s",
-                            "voicemail_text", "safe_harbor_text", "hold_audio_url", "auto_ready", "\x00"])
+                            "voicemail_text", "safe_harbor_text", "hold_audio_url", "auto_ready", "seller_name",
+                            "opt_out_number", "abandon_cap_opt_out", "\x00"])
 contact_items = st.lists(st.one_of(hostile_text, st.dictionaries(
     st.sampled_from(["phone", "name", "company", "time_zone", "priority", "\x00", "notes"]), json_leaf,
     max_size=5)), max_size=4)
@@ -113,7 +114,8 @@ api_bodies = st.one_of(
     st.fixed_dictionaries({"code": st.sampled_from(["interested", "callback", "dnc", "x\x00"]),
                            "callback_at": json_leaf, "notes": json_leaf, "call_id": json_leaf}),
     st.fixed_dictionaries({"name": hostile_text, "contacts": contact_items, "skip_invalid": st.booleans(),
-                           "default_region": hostile_text}),
+                           "default_region": hostile_text, "seller_name": st.sampled_from(["Acme", "", "\x00"]),
+                           "opt_out_number": st.sampled_from(["+12025550100", "nope", "+1" + "9" * 40])}),
     st.fixed_dictionaries({"reason": json_value}),
     st.fixed_dictionaries({"status": json_value}),
 )

@@ -152,8 +152,8 @@ def test_two_racing_retries_of_a_failed_webhook_apply_once(ringing_call, monkeyp
     def deliver():
         try:
             barrier.wait()
-            results.append(inbox.webhook_record(kind="status", path="/api/voice/status", params=params,
-                                                headers={})[1])
+            results.append(inbox.webhook_record(kind="status", route="status", path="/api/voice/status",
+                                                params=params, headers={})[1])
         finally:
             connection.close()
 
@@ -211,7 +211,8 @@ def test_the_api_refuses_too_many_contacts(manager, settings):
     settings.CSV_MAX_ROWS = 2
     client = Client()
     client.force_login(manager)
-    response = client.post("/api/campaign", {"name": "Big", "contacts": ["+12025550100"] * 3},
+    response = client.post("/api/campaign", {"name": "Big", "seller_name": "Acme", "opt_out_number": "+12025550100",
+                                             "contacts": ["+12025550100"] * 3},
                            content_type="application/json")
     assert response.status_code == 400 and "contacts" in response.json()["fields"]
     assert not Campaign.objects.filter(name="Big").exists()
@@ -225,7 +226,8 @@ def test_a_creator_who_cannot_join_gets_a_409_and_no_campaign(manager):
     factories.make_session(campaign=busy, agent=manager, state="ready")
     client = Client()
     client.force_login(manager)
-    response = client.post("/api/campaign", {"name": "Spring promo", "contacts": ["+12025550123"]},
+    response = client.post("/api/campaign", {"name": "Spring promo", "seller_name": "Acme",
+                                             "opt_out_number": "+12025550100", "contacts": ["+12025550123"]},
                            content_type="application/json")
     assert response.status_code == 409
     assert not Campaign.objects.filter(name="Spring promo").exists()

@@ -12,11 +12,11 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from campaigns import services as campaign_services
 from campaigns.models import AgentSession, Campaign, Contact, DoNotCall
 from tests import factories
 from tests.live import wait_until
-from voice import dialer, services
+from voice import dialer, gate, services, wake
+from voice import floor as floor_services
 from voice.models import Call, DialThrottle
 from voice.states import State
 
@@ -24,6 +24,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def parallel_floor(*, agents=1, contacts=10, lines=3, **fields):
+    # These tests are about line mechanics: the cap's governor, which starts a campaign with no history at one
+    # line per agent, has tests of its own (test_gate.py).
+    fields.setdefault("abandon_cap_opt_out", True)
     campaign = factories.make_campaign(dial_mode=Campaign.DialMode.PARALLEL, lines_per_agent=lines, **fields)
     for _ in range(contacts):
         factories.make_contact(campaign=campaign, time_zone="America/New_York")
@@ -96,21 +99,21 @@ def test_calling_window_is_in_the_contacts_local_time():
     zones = {"America/New_York", "America/Los_Angeles", "Asia/Tokyo"}
     # Tuesday 2026-11-24 15:00 UTC: 10:00 in New York, 07:00 in Los Angeles, Wednesday 00:00 in Tokyo.
     now = dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC)
-    assert dialer.zones_open(zones, campaign, now) == {"America/New_York"}
+    assert gate.zones_open(zones, campaign, now) == {"America/New_York"}
     # Saturday: nobody.
-    assert dialer.zones_open(zones, campaign, dt.datetime(2026, 11, 28, 17, 0, tzinfo=dt.UTC)) == set()
-    assert dialer.zones_open({"Not/AZone", ""}, campaign, now) == set()
+    assert gate.zones_open(zones, campaign, dt.datetime(2026, 11, 28, 17, 0, tzinfo=dt.UTC)) == set()
+    assert gate.zones_open({"Not/AZone", ""}, campaign, now) == set()
 
 
 def test_calling_window_across_daylight_saving_changes():
     campaign = Campaign(window_start=dt.time(9), window_end=dt.time(20), window_days=[1, 2, 3, 4, 5, 6, 7])
     # New York moves to EDT on 2026-03-08: 13:30 UTC is 08:30 EST the day before, 09:30 EDT that day.
-    assert dialer.zones_open({"America/New_York"}, campaign, dt.datetime(2026, 3, 7, 13, 30, tzinfo=dt.UTC)) == set()
-    assert dialer.zones_open({"America/New_York"}, campaign,
+    assert gate.zones_open({"America/New_York"}, campaign, dt.datetime(2026, 3, 7, 13, 30, tzinfo=dt.UTC)) == set()
+    assert gate.zones_open({"America/New_York"}, campaign,
                              dt.datetime(2026, 3, 8, 13, 30, tzinfo=dt.UTC)) == {"America/New_York"}
     # And back on 2026-11-01: 00:30 UTC is 20:30 EDT (closed), a day later 19:30 EST (open).
-    assert dialer.zones_open({"America/New_York"}, campaign, dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC)) == set()
-    assert dialer.zones_open({"America/New_York"}, campaign,
+    assert gate.zones_open({"America/New_York"}, campaign, dt.datetime(2026, 11, 1, 0, 30, tzinfo=dt.UTC)) == set()
+    assert gate.zones_open({"America/New_York"}, campaign,
                              dt.datetime(2026, 11, 2, 0, 30, tzinfo=dt.UTC)) == {"America/New_York"}
 
 
@@ -142,7 +145,7 @@ def test_cps_budget_is_never_exceeded(fake_twilio):
     for step in range(40):  # 10 s in 250 ms steps, always asking for more than allowed
         now = start + dt.timedelta(milliseconds=250 * step)
         with transaction.atomic():
-            granted.append((now, dialer.throttle_take(wanted=5, cps=2.0, now=now)))
+            granted.append((now, gate.throttle_take(wanted=5, cps=2.0, now=now)))
     total = sum(n for _, n in granted)
     elapsed_s = 10.0
     assert total <= 2.0 * elapsed_s + 1  # one second's worth banked at most
@@ -188,11 +191,10 @@ def test_scheduled_callback_waits_for_its_agent(fake_twilio):
 
 
 def test_ending_a_campaign_hangs_up_its_live_calls_and_stops_dialing(fake_twilio, manager):
-    from campaigns import services as campaign_services
 
     campaign, [session] = parallel_floor(lines=2, window_start=dt.time(0), window_end=dt.time(23, 59))
     dialer.Dialer(cps=100).tick()
-    campaign_services.campaign_set_status(campaign=campaign, status=Campaign.Status.ENDED, by=manager)
+    floor_services.campaign_set_status(campaign=campaign, status=Campaign.Status.ENDED, by=manager)
     assert all(c.state == State.RELEASING for c in Call.objects.filter(campaign=campaign))
     assert dialer.Dialer(cps=100).tick().placed == 0
     assert Contact.objects.filter(campaign=campaign, status=Contact.Status.DIALING).count() == 2
@@ -231,7 +233,8 @@ def test_an_abandoned_contact_is_called_back_even_on_its_last_attempt(fake_twili
     campaign, [session] = parallel_floor(contacts=0, lines=1, max_attempts=2, window_start=dt.time(0),
                                          window_end=dt.time(23, 59))
     owed = factories.make_contact(campaign=campaign, time_zone="America/New_York", attempts=2,
-                                  priority=services.ABANDONED_PRIORITY_BOOST, last_outcome="abandoned")
+                                  priority=services.ABANDONED_PRIORITY_BOOST, last_outcome="abandoned",
+                                  abandoned_at=timezone.now() - dt.timedelta(hours=2))
     factories.make_contact(campaign=campaign, time_zone="America/New_York", attempts=2)
     dialer.Dialer(cps=100).tick()
     assert list(Call.objects.filter(campaign=campaign).values_list("contact_id", flat=True)) == [owed.pk]
@@ -242,7 +245,7 @@ def test_a_sleeping_worker_dials_at_once_when_another_process_wakes_it(fake_twil
     another process) can explain a call placed within a few seconds."""
     campaign, [first, second] = parallel_floor(agents=2, lines=1, window_start=dt.time(0), window_end=dt.time(23, 59))
     AgentSession.objects.filter(campaign=campaign).update(state=AgentSession.State.PAUSED)
-    dialer._wake_event.clear()
+    wake.event.clear()
     stop = threading.Event()
 
     def work():
@@ -259,13 +262,13 @@ def test_a_sleeping_worker_dials_at_once_when_another_process_wakes_it(fake_twil
         # Another process: a bare NOTIFY, as `wake()` sends after commit (the update itself wakes nobody).
         AgentSession.objects.filter(pk=first.pk).update(state=AgentSession.State.READY)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, '')", [dialer.NOTIFY_CHANNEL])
+            cursor.execute("SELECT pg_notify(%s, '')", [wake.NOTIFY_CHANNEL])
         assert wait_until(lambda: len(live_calls(campaign)) == 1, timeout_s=5.0)
         # This process: the agent-ready service sets the worker's event after its commit.
-        campaign_services.agent_set_ready(session=second)
+        floor_services.agent_set_ready(session=second)
         assert wait_until(lambda: len(live_calls(campaign)) == 2, timeout_s=5.0)
         assert {c.dialed_for_id for c in live_calls(campaign)} == {first.pk, second.pk}
     finally:
         stop.set()
-        dialer._wake_event.set()
+        wake.event.set()
         thread.join(timeout=10)

@@ -5,8 +5,8 @@ import json
 import pytest
 from django.core.management import CommandError, call_command
 
-from voice.sandbox.population import REFERENCE_B2B
-from voice.simulation import run
+from voice.pacing.population import REFERENCE_B2B
+from voice.pacing.simulation import run
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,11 @@ from xml.etree import ElementTree
 import pytest
 from django.db import transaction
 
-from campaigns import services as campaign_services
+from campaigns.exceptions import IllegalAction
 from campaigns.models import AgentSession, Contact, DoNotCall
 from tests import factories
 from tests.live import wait_until
+from voice import floor as floor_services
 from voice import states
 from voice.models import Call, CallEvent, WebhookEvent
 
@@ -32,7 +33,7 @@ def floor(fake_twilio):
 
 
 def place(session) -> Call:
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     call.refresh_from_db()
     return call
 
@@ -111,7 +112,7 @@ def test_human_is_bridged_into_the_agents_room_and_the_talk_ends_in_wrap_up(floo
     session.refresh_from_db()
     assert call.state == states.State.ENDED and call.outcome == "talked" and call.duration_s == 95
     assert session.state == AgentSession.State.WRAP_UP
-    campaign_services.disposition_record(session=session, code="interested", notes="wants a demo")
+    floor_services.disposition_record(session=session, code="interested", notes="wants a demo")
     session.refresh_from_db()
     assert session.state == AgentSession.State.READY
     assert Contact.objects.get(pk=call.contact_id).status == Contact.Status.DONE
@@ -180,9 +181,9 @@ def test_unanswered_calls_end_and_the_contact_is_retried(floor, webhook, value, 
 
 def test_human_with_no_agent_hears_the_safe_harbor_message(floor, fake_twilio, webhook):
     campaign, session = floor
-    campaign_services.agent_pause(session=session, reason="coffee")
-    call = Call.objects.get(pk=campaign_services.dial_next(session=session)[0].pk)
-    campaign_services.agent_pause(session=session, reason="coffee")
+    floor_services.agent_pause(session=session, reason="coffee")
+    call = Call.objects.get(pk=floor_services.dial_next(session=session)[0].pk)
+    floor_services.agent_pause(session=session, reason="coffee")
     answer(webhook, call)
     amd(webhook, call, "human")
     # The hold limit is 2 s; the message must start inside it.
@@ -217,7 +218,7 @@ def test_invalid_number_marks_the_contact_invalid(floor, fake_twilio):
     campaign, session = floor
     contact = Contact.objects.filter(campaign=campaign).order_by("id").first()
     fake_twilio.invalid_numbers.add(contact.phone)
-    [call] = campaign_services.dial_next(session=session)
+    [call] = floor_services.dial_next(session=session)
     call.refresh_from_db()
     contact.refresh_from_db()
     assert call.state == states.State.ENDED and call.outcome == "invalid_number"
@@ -228,8 +229,8 @@ def test_dnc_numbers_are_never_dialed(floor, fake_twilio):
     campaign, session = floor
     for contact in Contact.objects.filter(campaign=campaign):
         DoNotCall.objects.create(phone=contact.phone)
-    with pytest.raises(campaign_services.IllegalAction):
-        campaign_services.dial_next(session=session)
+    with pytest.raises(IllegalAction):
+        floor_services.dial_next(session=session)
     assert fake_twilio.creates() == []
 
 
@@ -342,7 +343,7 @@ def test_ending_a_campaign_gives_a_human_on_hold_the_safe_harbor_message(floor, 
     campaign, session = floor
     call = place(session)
     answer(webhook, call)  # on hold, AMD still deciding
-    campaign_services.campaign_set_status(campaign=campaign, status="ended", by=manager)
+    floor_services.campaign_set_status(campaign=campaign, status="ended", by=manager)
     call.refresh_from_db()
     assert call.outcome == "abandoned" and call.state == states.State.RELEASING
     assert wait_for(lambda: any(urlsplit(r.form.get("Url", [""])[0]).path == "/api/voice/safe-harbor"

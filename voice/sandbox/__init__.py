@@ -26,9 +26,9 @@ Magic test numbers (valid for libphonenumber; NANP 555-01xx are fictional):
 Any other number draws its behaviour from the configured population (seeded, reproducible).
 """
 
+from voice.pacing.population import Behaviour, Population
 from voice.sandbox.behaviours import INVALID_NUMBER, MAGIC_NUMBERS
 from voice.sandbox.config import SandboxConfig
-from voice.sandbox.population import Behaviour, Population
 from voice.sandbox.server import Sandbox
 
 __all__ = ["INVALID_NUMBER", "MAGIC_NUMBERS", "Behaviour", "Population", "Sandbox", "SandboxConfig"]

@@ -7,7 +7,7 @@ import re
 from dataclasses import fields, replace
 from typing import Any
 
-from voice.sandbox.population import MACHINE_END_VALUES, Behaviour, Population
+from voice.pacing.population import MACHINE_END_VALUES, Behaviour, Population
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 

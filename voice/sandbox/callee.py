@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from voice.pacing.population import Behaviour
 from voice.sandbox.clock import SimClock
 from voice.sandbox.config import SandboxConfig
-from voice.sandbox.population import Behaviour
 from voice.sandbox.state import ACTIVITY_FETCHING, ACTIVITY_MESSAGE, SimCall
 
 DEFAULT_AMD_S = 2.0

@@ -6,7 +6,7 @@ import secrets
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
-from voice.sandbox.population import DEMO, Population
+from voice.pacing.population import DEMO, Population
 
 RestErrorKind = Literal["429", "500"]
 

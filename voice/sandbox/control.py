@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
+from voice.pacing.population import Population
 from voice.sandbox.behaviours import MAGIC_NUMBERS
 from voice.sandbox.clock import SimClock
 from voice.sandbox.engine import AgentLegRequest, Engine
-from voice.sandbox.population import Population
 from voice.sandbox.rest import ENGINE, Handler
 from voice.sandbox.state import STATUS_EVENTS, Conference, Delivery, SimCall, TimelineEntry
 

@@ -14,10 +14,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
+from voice.pacing.population import Behaviour
 from voice.sandbox import control, rest
 from voice.sandbox.config import SandboxConfig
 from voice.sandbox.engine import Engine
-from voice.sandbox.population import Behaviour
 
 log = logging.getLogger("voice.sandbox")
 T = TypeVar("T")

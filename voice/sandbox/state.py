@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from voice.sandbox.population import Behaviour
+from voice.pacing.population import Behaviour
 
 # Resource statuses (twilio.md §1.2). `initiated` is only ever a callback CallStatus, never a resource status.
 TERMINAL_STATUSES = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})

@@ -5,8 +5,8 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from voice.pacing import MODES
-from voice.sandbox.population import REFERENCE_B2B
-from voice.simulation import SimulationResult, default_hours, run_many, run_table, summary
+from voice.pacing.population import REFERENCE_B2B
+from voice.pacing.simulation import SimulationResult, default_hours, run_many, run_table, summary
 
 
 class Command(BaseCommand):

@@ -15,9 +15,12 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
 
-from campaigns import selectors, services
+from campaigns import services
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from campaigns.models import AgentSession, Campaign
+from campaigns.selectors import session_json
+from realtime.events import call_event
+from voice import floor, selectors
 
 
 def api(*methods: str):
@@ -90,7 +93,7 @@ def _session(request: HttpRequest, campaign: Campaign) -> AgentSession:
     return session
 
 
-def _softphone_json(softphone: services.Softphone) -> dict:
+def _softphone_json(softphone: floor.Softphone) -> dict:
     return {"token": softphone.token, "identity": softphone.identity, "params": softphone.params,
             "sandbox": softphone.sandbox}
 
@@ -103,7 +106,7 @@ def campaign_create(request: HttpRequest, body: dict):
     # retry after leaving the other one does not create it twice.
     with transaction.atomic():
         campaign, report = services.campaign_create(data=body, by=request.user)
-        _, softphone = services.agent_join(user=request.user, campaign=campaign)
+        _, softphone = floor.agent_join(user=request.user, campaign=campaign)
     return JsonResponse({"campaign": selectors.campaign_detail(campaign=campaign, user=request.user),
                          "import": report, "softphone": _softphone_json(softphone),
                          "token": softphone.token}, status=201)
@@ -118,37 +121,37 @@ def campaign_get(request: HttpRequest, body: dict, campaign_id: int):
 @api("POST")
 def campaign_join(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
-    session, softphone = services.agent_join(user=request.user, campaign=campaign)
-    return JsonResponse({"session": selectors.session_json(session), "softphone": _softphone_json(softphone)})
+    session, softphone = floor.agent_join(user=request.user, campaign=campaign)
+    return JsonResponse({"session": session_json(session), "softphone": _softphone_json(softphone)})
 
 
 @api("POST")
 def campaign_ready(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
-    session = services.agent_set_ready(session=_session(request, campaign))
-    return JsonResponse({"session": selectors.session_json(session)})
+    session = floor.agent_set_ready(session=_session(request, campaign))
+    return JsonResponse({"session": session_json(session)})
 
 
 @api("POST")
 def campaign_pause(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
     reason = str(body.get("reason", ""))
-    session = services.agent_pause(session=_session(request, campaign), reason=reason)
-    return JsonResponse({"session": selectors.session_json(session)})
+    session = floor.agent_pause(session=_session(request, campaign), reason=reason)
+    return JsonResponse({"session": session_json(session)})
 
 
 @api("POST")
 def campaign_leave(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
-    session = services.agent_leave(session=_session(request, campaign))
-    return JsonResponse({"session": selectors.session_json(session)})
+    session = floor.agent_leave(session=_session(request, campaign))
+    return JsonResponse({"session": session_json(session)})
 
 
 @api("POST")
 def campaign_dial_next(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
-    calls = services.dial_next(session=_session(request, campaign))
-    return JsonResponse({"calls": [selectors.call_json(c) for c in calls]}, status=201)
+    calls = floor.dial_next(session=_session(request, campaign))
+    return JsonResponse({"calls": [call_event(c) for c in calls]}, status=201)
 
 
 @api("POST")
@@ -169,7 +172,7 @@ def campaign_disposition(request: HttpRequest, body: dict, campaign_id: int):
     if call_id is not None and (not isinstance(call_id, int) or isinstance(call_id, bool)
                                 or not 0 < call_id <= MAX_ID):
         raise BadInput("bad call id", {"call_id": "an integer"})
-    disposition = services.disposition_record(session=_session(request, campaign), code=code,
+    disposition = floor.disposition_record(session=_session(request, campaign), code=code,
                                               notes=str(body.get("notes", ""))[:5000], callback_at=callback_at,
                                               call_id=call_id)
     return JsonResponse({"disposition": {"id": disposition.pk, "call_id": disposition.call_id,
@@ -179,8 +182,8 @@ def campaign_disposition(request: HttpRequest, body: dict, campaign_id: int):
 @api("POST")
 def campaign_hangup(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
-    call = services.agent_hang_up(session=_session(request, campaign), machine=bool(body.get("machine")))
-    return JsonResponse({"call": selectors.call_json(call)})
+    call = floor.agent_hang_up(session=_session(request, campaign), machine=bool(body.get("machine")))
+    return JsonResponse({"call": call_event(call)})
 
 
 @api("POST")
@@ -191,7 +194,7 @@ def campaign_status(request: HttpRequest, body: dict, campaign_id: int):
     status = body.get("status")
     if status not in Campaign.Status.values:
         raise BadInput("unknown status", {"status": f"one of {', '.join(Campaign.Status.values)}"})
-    campaign = services.campaign_set_status(campaign=campaign, status=status, by=request.user)
+    campaign = floor.campaign_set_status(campaign=campaign, status=status, by=request.user)
     return JsonResponse({"campaign": selectors.campaign_detail(campaign=campaign, user=request.user)})
 
 
@@ -200,7 +203,7 @@ def campaign_end(request: HttpRequest, body: dict, campaign_id: int):
     campaign = services.access_campaign(request.user, campaign_id)
     if not services.user_is_manager(request.user):
         raise NotAllowed("only managers end campaigns")
-    campaign = services.campaign_set_status(campaign=campaign, status=Campaign.Status.ENDED, by=request.user)
+    campaign = floor.campaign_set_status(campaign=campaign, status=Campaign.Status.ENDED, by=request.user)
     return JsonResponse({"campaign": selectors.campaign_detail(campaign=campaign, user=request.user)})
 
 
@@ -209,4 +212,4 @@ def token(request: HttpRequest, body: dict):
     session = AgentSession.objects.filter(agent=request.user).exclude(state=AgentSession.State.OFFLINE).first()
     if session is None:
         raise IllegalAction("join a campaign first")
-    return JsonResponse({"softphone": _softphone_json(services.softphone_for(session))})
+    return JsonResponse({"softphone": _softphone_json(floor.softphone_for(session))})

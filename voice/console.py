@@ -1,7 +1,7 @@
 """The live pages: the agent console and the manager wallboard, plus the small JSON reads they make.
 
 The pages are server-rendered shells; static/js/console.js and static/js/wallboard.js fill them from the
-WebSocket (realtime.consumers) and act only through the JSON API (campaigns.api).
+WebSocket (realtime.consumers) and act only through the JSON API (voice.api).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from django.views.decorators.http import require_GET
 from campaigns import services
 from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign
-from realtime import selectors as live
+from campaigns.states import transitions_json
+from voice import live
 
 PAUSE_REASONS = ("Break", "Lunch", "Meeting", "Training", "Admin work")
 VOICE_SDK = "twilio-voice-sdk/twilio.min.js"
@@ -87,6 +88,7 @@ def wallboard(request: HttpRequest, campaign_id: int) -> HttpResponse:
         "wsPath": f"/ws/campaigns/{campaign.pk}/wallboard/",
         "api": _api_urls(campaign.pk),
         "statsUrl": reverse("wallboard-stats", args=[campaign.pk]),
+        "transitions": transitions_json(),
     }
     return render(request, "campaigns/wallboard.html", {"campaign": campaign, "config": config})
 

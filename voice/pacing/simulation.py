@@ -39,7 +39,7 @@ from voice.pacing import (
     PacingStats,
     decide,
 )
-from voice.sandbox.population import REFERENCE_B2B, Behaviour, Population
+from voice.pacing.population import REFERENCE_B2B, Behaviour, Population
 
 MIN_AGENT_HOURS = 200.0
 DEFAULT_WARMUP_S = 600.0

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns import api
+from voice import api
 
 urlpatterns = [
     path("campaign", api.campaign_create, name="api-campaign-create"),

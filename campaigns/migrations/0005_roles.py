@@ -40,7 +40,7 @@ def remove_roles(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("campaigns", "0003_groups"),
+        ("campaigns", "0004_campaign_abandon_cap_opt_out_and_more"),
     ]
 
     operations = [

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from campaigns import console
+from voice import console
 
 urlpatterns = [
     path("campaigns/<int:campaign_id>/", console.console, name="console"),

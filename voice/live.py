@@ -1,5 +1,6 @@
-"""Reads for the live pages: who may watch what, the snapshots a socket sends on connect, the stats and the
-contact card. Read-only; the event shapes come from `realtime.events` so a snapshot and an event never differ.
+"""Reads for the live pages (agent console, wallboard): who may watch what, the snapshots a socket sends on
+connect, the stats and the contact card. Read-only; the event shapes come from `realtime.events` so a snapshot
+and an event never differ.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from dataclasses import dataclass
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from campaigns import selectors as campaign_selectors
 from campaigns.exceptions import NotAllowed
 from campaigns.models import AgentSession, Campaign, Disposition
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
+from voice import gate, pacer
 from voice.models import Call, human_answered_q
+from voice.selectors import abandonment
 from voice.states import Outcome, State
 
 # Ended lines stay on the agent's grid (and the wallboard's list) this long after a (re)connect.
@@ -100,8 +102,8 @@ def wallboard_stats(*, campaign: Campaign, now: dt.datetime | None = None) -> di
     today = start_of_today(now)
     today_counts = _counts(campaign, today)
     today_counts["talk_s"] = _talk_seconds(Call.objects.filter(campaign=campaign, connected_at__gte=today), now)
-    abandon_today = campaign_selectors.abandonment(campaign=campaign, since=today)
-    abandon_30d = campaign_selectors.abandonment(campaign=campaign)
+    abandon_today = abandonment(campaign=campaign, since=today)
+    abandon_30d = abandonment(campaign=campaign)
     return {
         "as_of": now.isoformat(),
         "abandonment": {
@@ -114,11 +116,19 @@ def wallboard_stats(*, campaign: Campaign, now: dt.datetime | None = None) -> di
     }
 
 
+def dialing_now(*, campaign: Campaign, now: dt.datetime) -> dict:
+    """Why ready agents get no line right now (the gate's own words), as the `dialing` event the worker sends
+    when it changes."""
+    stats = pacer.measured_stats(campaign, now=now) if campaign.status == Campaign.Status.RUNNING else None
+    held = gate.held_reason(campaign, now, stats=stats)
+    return events.dialing_event(campaign.pk, held.as_json() if held else None)
+
+
 # -- snapshots --------------------------------------------------------------------------------------------
 
 
 def _calls(queryset) -> list[dict]:
-    return [events.call_event(c) for c in queryset.select_related("contact")]
+    return [events.call_event(c) for c in queryset.select_related("contact", "campaign")]
 
 
 def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.datetime | None = None) -> dict:
@@ -148,6 +158,7 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
         "session": events.agent_event(session) if session else None,
         "calls": calls,
         "stats": agent_stats_today(session=session, now=now),
+        "dialing": dialing_now(campaign=campaign, now=now),
     }
 
 
@@ -168,6 +179,7 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
         "agents": [events.agent_event(s) for s in sessions],
         "calls": sorted(_calls(calls), key=lambda e: e["id"]),
         "stats": wallboard_stats(campaign=campaign, now=now),
+        "dialing": dialing_now(campaign=campaign, now=now),
     }
 
 
@@ -177,7 +189,7 @@ def wallboard_snapshot(*, campaign_id: int, now: dt.datetime | None = None) -> d
 def access_call(user, *, campaign_id: int, call_id: int) -> Call:
     """A call of the campaign that the user may see: the agent it was dialed for or bridged to, or a manager."""
     campaign = access_campaign(user, campaign_id)
-    call = (Call.objects.select_related("contact", "dialed_for", "bridged_to")
+    call = (Call.objects.select_related("contact", "campaign", "dialed_for", "bridged_to")
             .filter(pk=call_id, campaign=campaign).first())
     if call is None:
         raise NotAllowed("no such call")
