@@ -278,3 +278,44 @@ def test_the_pages_are_told_human_or_machine_by_the_campaigns_policy_for_unknown
         assert call_event(call)["verdict"] == expected
     fax = Call.objects.create(campaign=campaign, contact=factories.make_contact(campaign=campaign), answered_by="fax")
     assert call_event(fax)["verdict"] == "machine"
+
+
+def test_agents_dialing_next_while_workers_tick_never_dial_a_contact_twice(fake_twilio, settings):
+    """Every path claims through the one gate: dial-next from four agents racing two pacer workers."""
+    import threading
+    from collections import Counter
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    settings.TWILIO_CPS = 1000
+    campaign = factories.make_campaign(dial_mode=Campaign.DialMode.PARALLEL, lines_per_agent=2,
+                                       abandon_cap_opt_out=True, window_start=dt.time(0), window_end=dt.time(23, 59))
+    for _ in range(30):
+        factories.make_contact(campaign=campaign)
+    sessions = [factories.make_session(campaign=campaign) for _ in range(4)]
+    barrier = threading.Barrier(6)
+
+    def agent(session):
+        barrier.wait()
+        try:
+            return len(floor.dial_next(session=session))
+        except IllegalAction:
+            return 0  # the worker got there first: "your lines are already dialing"
+        finally:
+            connection.close()
+
+    def worker(_):
+        barrier.wait()
+        try:
+            return sum(dialer.Dialer(cps=1000).tick().placed for _ in range(3))
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(6) as pool:
+        placed = sum(pool.map(agent, sessions)) + sum(pool.map(worker, range(2)))
+    per_contact = Counter(Call.objects.filter(campaign=campaign).values_list("contact_id", flat=True))
+    per_agent = Counter(Call.objects.filter(campaign=campaign).values_list("dialed_for_id", flat=True))
+    assert placed == sum(per_contact.values()) == 8  # 4 agents x 2 lines, whoever placed them
+    assert max(per_contact.values()) == 1
+    assert max(per_agent.values()) == 2

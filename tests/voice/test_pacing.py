@@ -12,6 +12,7 @@ from voice.pacing import (
     PacingStats,
     blend,
     decide,
+    governed_lines,
     threshold_for,
 )
 
@@ -55,10 +56,14 @@ def test_progressive_dials_one_line_per_idle_agent_minus_lines_in_flight():
     assert pooled.dial == 1
 
 
+# A campaign that has reached many people and abandoned none: the governor grants every line.
+EARNED = replace(REFERENCE_PRIOR, humans=1000, abandoned=0)
+
+
 def test_parallel_dials_n_lines_per_ready_agent_for_that_agent():
     settings = PacingSettings(mode="parallel", lines_per_agent=3)
     agents = [ready(1), ready(2), talking(3, 40)]
-    decision = decide(settings, FRESH, agents, [ringing(10, 4, agent_id=1)])
+    decision = decide(settings, EARNED, agents, [ringing(10, 4, agent_id=1)])
     assert sorted(decision.dial_for) == [1, 1, 2, 2, 2]
 
 
@@ -66,9 +71,23 @@ def test_parallel_releases_an_agents_other_lines_only_after_the_minimum_ring():
     settings = PacingSettings(mode="parallel", lines_per_agent=3, min_ring_s=15)
     # Agent 1 has just been connected: its two other lines are orphans.
     lines = [ringing(10, 16, agent_id=1), ringing(11, 9, agent_id=1), ringing(12, 16, agent_id=2)]
-    decision = decide(settings, FRESH, [talking(1, 1), ready(2)], lines)
+    decision = decide(settings, EARNED, [talking(1, 1), ready(2)], lines)
     assert decision.release == (10,)
     assert sorted(decision.dial_for) == [2, 2]
+
+
+def test_the_cap_governs_parallel_lines_from_the_abandonment_budget():
+    settings = PacingSettings(mode="parallel", lines_per_agent=3, abandon_cap=0.03)
+    # No history: one line per agent, which abandons (almost) nobody.
+    assert governed_lines(settings, FRESH) == 1
+    assert sorted(decide(settings, FRESH, [ready(1), ready(2)], []).dial_for) == [1, 2]
+    # Each abandon of budget under 90 % of the cap (0.027 x people reached - abandoned) buys one more line.
+    assert governed_lines(settings, replace(REFERENCE_PRIOR, humans=40, abandoned=0)) == 2  # slack 1.08
+    assert governed_lines(settings, replace(REFERENCE_PRIOR, humans=80, abandoned=0)) == 3  # slack 2.16
+    assert governed_lines(settings, replace(REFERENCE_PRIOR, humans=1000, abandoned=30)) == 1  # over the target
+    # Only an explicit opt-out dials every line whatever the rate.
+    assert governed_lines(replace(settings, cap_opt_out=True), EXHAUSTED) == 3
+    assert governed_lines(replace(settings, lines_per_agent=1), EARNED) == 1
 
 
 # -- predictive -----------------------------------------------------------------------------------------
