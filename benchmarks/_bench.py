@@ -17,6 +17,8 @@ def bench_database(*, log_level: str = "WARNING", pool_max: int | None = None):
     """Set Django up, create an empty `dialer_bench` database with the schema, and drop it afterwards."""
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dialer.settings")
+    # Benchmarks run against the Twilio sandbox (and its published credentials): say so.
+    os.environ.setdefault("TWILIO_SANDBOX", "true")
     os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
     os.environ.setdefault("LOG_LEVEL", log_level)
     if pool_max:

@@ -82,6 +82,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--app", default="http://127.0.0.1:8000")
     parser.add_argument("--sandbox", default="http://127.0.0.1:8100")
+    parser.add_argument("--sandbox-token", required=True, help="the token the demo prints (?token=...)")
     parser.add_argument("--campaign", type=int, default=None)
     parser.add_argument("--timeout", type=float, default=60.0)
     parser.add_argument("--work", type=float, default=0.0, help="keep working this many seconds, then report")
@@ -101,7 +102,8 @@ def main() -> int:
         "status_callback": f"{args.app}/api/voice/agent-status?session={session['id']}",
     }).encode()
     urllib.request.urlopen(urllib.request.Request(f"{args.sandbox}/sandbox/agent-legs", data=leg,
-                                                  headers={"Content-Type": "application/json"}), timeout=10)
+                                                  headers={"Content-Type": "application/json",
+                                                           "X-Sandbox-Token": args.sandbox_token}), timeout=10)
     browser.api(f"/api/campaign/{campaign_id}/ready", {})
     print(f"{time.monotonic() - start:6.1f}s agent joined, softphone in room, ready")
     if args.work:

@@ -24,6 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dialer.settings")
+# Benchmarks run against the Twilio sandbox (and its published credentials): say so.
+os.environ.setdefault("TWILIO_SANDBOX", "true")
 
 import django
 

@@ -40,6 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dialer.settings")
+# Benchmarks run against the Twilio sandbox (and its published credentials): say so.
+os.environ.setdefault("TWILIO_SANDBOX", "true")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 

@@ -350,20 +350,31 @@ User = get_user_model()
 
 
 class DialerUserAdmin(UserAdmin):
-    """Managers create and edit agent accounts; superuser powers stay with superusers: a manager cannot see or
-    edit a superuser, grant superuser status or hand out individual permissions."""
+    """Administrators edit any account. Managers create and edit agent accounts only: they do not see managers,
+    administrators or superusers (so cannot open their password forms), cannot hand out groups, permissions,
+    staff or superuser status, and every account they create is an agent."""
+
+    ROLE_FIELDS = ("is_superuser", "is_staff", "groups", "user_permissions")
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
-        return queryset if request.user.is_superuser else queryset.filter(is_superuser=False)
+        if services.user_is_administrator(request.user):
+            return queryset
+        # An agent holds no permission at all, through a group or directly, and no admin access.
+        return (queryset.filter(is_superuser=False, is_staff=False)
+                .exclude(groups__permissions__isnull=False).exclude(user_permissions__isnull=False).distinct())
 
     def get_fieldsets(self, request, obj=None):
         fieldsets = super().get_fieldsets(request, obj)
-        if request.user.is_superuser:
+        if services.user_is_administrator(request.user):
             return fieldsets
-        hidden = {"is_superuser", "user_permissions"}
-        return [(name, {**options, "fields": [f for f in options["fields"] if f not in hidden]})
+        return [(name, {**options, "fields": [f for f in options["fields"] if f not in self.ROLE_FIELDS]})
                 for name, options in fieldsets]
+
+    def save_related(self, request, form, formsets, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if not change and not services.user_is_administrator(request.user):
+            services.user_make_agent(user=form.instance)
 
 
 if admin.site.is_registered(User):

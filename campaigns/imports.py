@@ -38,6 +38,7 @@ import zoneinfo
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
@@ -300,7 +301,12 @@ def _decode(data: bytes) -> str:
 
 
 def _read_csv(file) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
-    data = file.read()
+    # Limits (settings CSV_MAX_*): a file too big, too wide or too long is refused whole, before any write.
+    max_bytes = settings.CSV_MAX_BYTES
+    data = file.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ContactImportError(f"The file is larger than {max_bytes // (1024 * 1024)} MB: split it.",
+                                 {"file": f"larger than {max_bytes} bytes"})
     text = _decode(data) if isinstance(data, bytes | bytearray) else data.lstrip("\ufeff")
     first_line = text.split("\n", 1)[0]
     delimiter = max(_DELIMITERS, key=first_line.count)
@@ -313,12 +319,20 @@ def _read_csv(file) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
         raise ContactImportError("The file is empty.", {"file": "empty"}) from None
     except csv.Error as exc:
         raise ContactImportError(f"The file is not a readable CSV file ({exc}).", {"file": str(exc)}) from None
+    if len(header_cells) > settings.CSV_MAX_COLUMNS:
+        raise ContactImportError(f"The file has {len(header_cells)} columns; at most {settings.CSV_MAX_COLUMNS} "
+                                 "are read.", {"file": "too many columns"})
     headers = _unique_headers(header_cells)
+    max_rows = settings.CSV_MAX_ROWS
 
     def records() -> Iterator[tuple[int, list[str]]]:
         # Spreadsheet numbering: the header is row 1. A quoted cell spanning lines is still one row.
         try:
-            yield from enumerate(reader, start=2)
+            for number, cells in enumerate(reader, start=2):
+                if number - 1 > max_rows:
+                    raise ContactImportError(f"The file has more than {max_rows} contacts: split it.",
+                                             {"file": f"more than {max_rows} rows"})
+                yield number, cells
         except csv.Error as exc:
             raise ContactImportError(f"Row {reader.line_num} cannot be read as CSV ({exc}).",
                                      {"file": str(exc)}) from None

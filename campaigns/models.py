@@ -199,6 +199,11 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        # The roles are these permissions (held through the Managers and Administrators groups), never is_staff.
+        permissions = [
+            ("manage_campaigns", "Can run campaigns, contacts and agents (the manager role)"),
+            ("administer_accounts", "Can edit any account, groups and permissions (the administrator role)"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(ring_timeout_s__gte=15), name="campaign_ring_timeout_at_least_15s"),
             models.CheckConstraint(condition=Q(lines_per_agent__gte=1) & Q(lines_per_agent__lte=10),

@@ -12,7 +12,9 @@ import logging
 from dataclasses import asdict
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import BooleanField
 from django.forms import modelform_factory
 from django.utils import timezone
 
@@ -27,8 +29,19 @@ log = logging.getLogger(__name__)
 
 
 def user_is_manager(user) -> bool:
-    return user.is_authenticated and (user.is_superuser or user.is_staff or user.groups.filter(
-        name="Managers").exists())
+    """The manager role is a permission (the Managers and Administrators groups hold it, superusers have it);
+    is_staff only lets an account into the admin."""
+    return user.is_authenticated and user.has_perm("campaigns.manage_campaigns")
+
+
+def user_is_administrator(user) -> bool:
+    """Administrators grant roles and edit any account; managers edit agents only."""
+    return user.is_authenticated and user.has_perm("campaigns.administer_accounts")
+
+
+def user_make_agent(*, user) -> None:
+    """Put an account in the Agents group (what a manager's new accounts are)."""
+    user.groups.add(Group.objects.get_or_create(name="Agents")[0])
 
 
 def access_campaign(user, campaign_id: int) -> Campaign:
@@ -60,18 +73,30 @@ def disposition_codes_create_defaults(*, campaign: Campaign) -> None:
     ])
 
 
+def _form_value(name: str, value):
+    """A JSON value as a form reads it: form fields parse text (a bare number or boolean makes some of them
+    raise), except the boolean ones."""
+    if isinstance(value, dict | list):
+        raise BadInput("bad value", {name: "text or a number, not a list or an object"})
+    if value is None or isinstance(value, str) or isinstance(Campaign._meta.get_field(name), BooleanField):
+        return value
+    return str(value)
+
+
 def campaign_create(*, data: dict, by=None) -> tuple[Campaign, dict]:
     """Create a campaign (settings validated like the admin form) with its contacts, all or nothing."""
     missing = {name: "required: who is calling, and a number to opt out (the safe-harbor message says both)"
                for name in SELLER_FIELDS if not str(data.get(name) or "").strip()}
     fields = [f for f in API_CAMPAIGN_FIELDS if f in data or f == "name"]
-    form = modelform_factory(Campaign, fields=fields)(data={k: data[k] for k in fields if k in data})
+    form = modelform_factory(Campaign, fields=fields)(data={k: _form_value(k, data[k]) for k in fields if k in data})
     if not form.is_valid() or missing:
         raise BadInput("the campaign settings are not valid",
                        {**{name: " ".join(errors) for name, errors in form.errors.items()}, **missing})
     raw_contacts = data.get("contacts", [])
     if not isinstance(raw_contacts, list):
         raise BadInput("contacts must be a list", {"contacts": "a list of numbers or objects"})
+    if len(raw_contacts) > settings.CSV_MAX_ROWS:
+        raise BadInput("too many contacts", {"contacts": f"at most {settings.CSV_MAX_ROWS} per request"})
     rows = []
     for i, item in enumerate(raw_contacts):
         if isinstance(item, str):

@@ -4,6 +4,7 @@ With nothing set, the demo runs: SQLite file, in-memory channel layer, Twilio sa
 moves to PostgreSQL, `REDIS_URL` to channels-redis, Twilio credentials to real telephony.
 """
 
+import datetime as dt
 import warnings
 from pathlib import Path
 
@@ -18,8 +19,18 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # -- core ------------------------------------------------------------------------------------------
 
 DEBUG = env.bool("DEBUG", default=False)
-# The default key is only good for the local demo; production sets SECRET_KEY (check --deploy says so).
-SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-demo-key-change-me-in-production-0123456789")
+# Sandbox mode (the local Twilio emulator with its published credentials, and the emulated softphone) is on only
+# when asked for: TWILIO_SANDBOX=true, or `manage.py demo` (manage.py sets it for that command alone). Guessing it
+# from the API base URL switched it on silently for any Twilio-compatible proxy.
+TWILIO_SANDBOX = env.bool("TWILIO_SANDBOX", default=False)
+# Production mode: DEBUG off and real Twilio. Unsafe defaults there are `check --deploy` errors and the web
+# server and the dialer refuse to start (dialer/checks.py).
+PRODUCTION = not DEBUG and not TWILIO_SANDBOX
+
+# Published values, good for the demo and the tests only: dialer/checks.py refuses them in production.
+DEMO_SECRET_KEY = "django-insecure-demo-key-change-me-in-production-0123456789"  # noqa: S105
+SANDBOX_AUTH_TOKEN = "sandbox-auth-token"  # noqa: S105
+SECRET_KEY = env.str("SECRET_KEY", default=DEMO_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -36,6 +47,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "csp",
+    "dialer.apps.DialerConfig",
     "campaigns",
     "voice",
     "voice.reports",
@@ -51,6 +65,11 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Per-user limit on the JSON API (not the Twilio webhooks): 429 with Retry-After.
+    "dialer.throttle.ApiThrottleMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dialer.urls"
@@ -110,6 +129,13 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 500}}}
 
+# -- cache (API throttle counters) ----------------------------------------------------------------------
+
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
 # -- auth ------------------------------------------------------------------------------------------
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -118,7 +144,30 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out account or address is refused before its password is even checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
+
+# Login throttling (django-axes): after AXES_FAILURE_LIMIT wrong passwords for one account, or from one address,
+# that account (or address) is refused for AXES_COOLOFF_MINUTES, even with the right password.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# Lift a lockout with `manage.py axes_reset_username <name>` / `axes_reset_ip <address>` (not in the admin).
+AXES_ENABLE_ADMIN = False
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a proxy, the client address comes from the header the proxy sets (AXES_IPWARE_META_PRECEDENCE_ORDER).
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = (["HTTP_X_FORWARDED_FOR"] if AXES_IPWARE_PROXY_COUNT else []) + ["REMOTE_ADDR"]
+
+# JSON API throttling (dialer/throttle.py): requests per user (per address when anonymous) per window.
+API_THROTTLE_RATE = env.int("API_THROTTLE_RATE", default=120)
+API_THROTTLE_WINDOW_S = env.int("API_THROTTLE_WINDOW_S", default=60)
+
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -147,21 +196,50 @@ WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
 # Without collectstatic there is no STATIC_ROOT yet; the finders serve the files, so the warning is noise.
 warnings.filterwarnings("ignore", message="No directory at")
 
-# -- security (production turns these on through the environment) ----------------------------------
+# -- security --------------------------------------------------------------------------------------
 
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Trust X-Forwarded-Proto only when a proxy in front sets it (SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https):
+# without one, any client could claim HTTPS.
+_proxy_header = env.list("SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = (_proxy_header[0], _proxy_header[1]) if len(_proxy_header) == 2 else None
+# Production mode turns cookies-over-HTTPS and HSTS on unless told otherwise; the demo and tests run on http.
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+
+# Content-Security-Policy (django-csp): scripts and styles from this origin only (no inline code anywhere: the
+# pages, the admin additions and the softphone are static files). Sockets go to this origin ('self' covers ws/wss
+# in current browsers). The softphone talks to Twilio with real credentials, to the sandbox (on loopback, any
+# port) in sandbox mode.
+if TWILIO_SANDBOX:
+    _CSP_PHONE = ["http://127.0.0.1:*", "http://localhost:*"]
+else:
+    _CSP_PHONE = ["https://*.twilio.com", "wss://*.twilio.com", "https://*.twiliocdn.com"]
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "media-src": ["'self'", "blob:", *_CSP_PHONE],
+        "connect-src": ["'self'", *_CSP_PHONE],
+        "frame-ancestors": ["'none'"],
+        "form-action": ["'self'"],
+        "base-uri": ["'self'"],
+        "object-src": ["'none'"],
+    },
+}
 
 # -- Twilio ----------------------------------------------------------------------------------------
 
 # The sandbox accepts these defaults, so the demo needs no account; real telephony sets all of them.
 TWILIO_ACCOUNT_SID = env.str("TWILIO_ACCOUNT_SID", default="AC" + "0" * 32)
-TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default="sandbox-auth-token")
+# No default outside sandbox mode: a missing token must not fall back to the published sandbox one.
+TWILIO_AUTH_TOKEN = env.str("TWILIO_AUTH_TOKEN", default=SANDBOX_AUTH_TOKEN if TWILIO_SANDBOX else "")
 TWILIO_API_KEY = env.str("TWILIO_API_KEY", default="")
 TWILIO_API_SECRET = env.str("TWILIO_API_SECRET", default="")
 TWILIO_TWIML_APP_SID = env.str("TWILIO_TWIML_APP_SID", default="AP" + "0" * 32)
@@ -169,8 +247,9 @@ TWILIO_PHONE_NUMBER = env.str("TWILIO_PHONE_NUMBER", default="+12025550199")
 TWILIO_API_BASE_URL = env.str("TWILIO_API_BASE_URL", default="https://api.twilio.com").rstrip("/")
 TWILIO_CPS = env.float("TWILIO_CPS", default=1.0)
 TWILIO_HTTP_TIMEOUT_S = env.float("TWILIO_HTTP_TIMEOUT_S", default=5.0)
-# Sandbox mode: the softphone adapter drives the sandbox's emulated agent leg instead of the Voice SDK.
-TWILIO_SANDBOX = env.bool("TWILIO_SANDBOX", default=not TWILIO_API_BASE_URL.startswith("https://api.twilio.com"))
+# The sandbox's per-run control token (`twilio_sandbox` prints it; the demo sets it): the console's sandbox
+# softphone sends it to place the agent's leg.
+TWILIO_SANDBOX_CONTROL_TOKEN = env.str("TWILIO_SANDBOX_CONTROL_TOKEN", default="")
 
 # -- dialer ----------------------------------------------------------------------------------------
 
@@ -189,6 +268,12 @@ OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=5)
 PRESENCE_TIMEOUT_S = env.float("PRESENCE_TIMEOUT_S", default=12.0)
 # Whether an agent needs a connected console to receive customers (off only for API-driven agents and tests).
 PRESENCE_REQUIRE_CONSOLE = env.bool("PRESENCE_REQUIRE_CONSOLE", default=True)
+# Raw webhooks (with signatures and phone numbers) are deleted after this many days: `manage.py purge_webhooks`.
+WEBHOOK_RETENTION_DAYS = env.int("WEBHOOK_RETENTION_DAYS", default=30)
+# CSV contact uploads: larger files, more rows or more columns are refused before anything is imported.
+CSV_MAX_BYTES = env.int("CSV_MAX_BYTES", default=20 * 1024 * 1024)
+CSV_MAX_ROWS = env.int("CSV_MAX_ROWS", default=100_000)
+CSV_MAX_COLUMNS = env.int("CSV_MAX_COLUMNS", default=50)
 # Region used to read numbers written without a country code (CSV import, API).
 DEFAULT_PHONE_REGION = env.str("DEFAULT_PHONE_REGION", default="US")
 # Call recordings older than this are deleted, here and at Twilio, by `purge_recordings`.
@@ -207,7 +292,11 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.server": {"level": "WARNING"},
+        # One warning per 4xx would let a forged-webhook flood or a throttled client flood the logs; forged
+        # webhooks are logged (rate-limited) by voice.webhooks, 5xx stay at ERROR.
+        "django.request": {"level": "ERROR"},
         "daphne": {"level": "WARNING"},
+        "axes": {"level": "WARNING"},
         # twilio-python logs every request and header at INFO.
         "twilio.http_client": {"level": "WARNING"},
     },

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 
+from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 
 from campaigns.models import AgentSession, Campaign, Contact, DispositionCode
 
@@ -14,12 +16,26 @@ _seq = itertools.count(1)
 PASSWORD = "correct-horse-battery"
 
 
-def make_user(*, username: str | None = None, manager: bool = False, **fields):
+def ensure_roles() -> None:
+    """The role groups and their permissions, as the migrations leave them (a transactional test elsewhere may
+    have flushed them)."""
+    if Permission.objects.filter(group__name="Managers", codename="manage_campaigns").exists() and \
+            Group.objects.filter(name="Administrators").exists():
+        return
+    importlib.import_module("campaigns.migrations.0003_groups").sync_groups(django_apps)
+    importlib.import_module("campaigns.migrations.0005_roles").add_roles(django_apps, None)
+    importlib.import_module("voice.migrations.0005_recording_permissions").grant(django_apps)
+
+
+def make_user(*, username: str | None = None, manager: bool = False, admin: bool = False, **fields):
+    """An agent by default; a manager or an administrator (staff, so the admin opens) on request."""
     username = username or f"user{next(_seq)}"
     user = get_user_model().objects.create_user(username=username, password=PASSWORD, **fields)
-    group, _ = Group.objects.get_or_create(name="Managers" if manager else "Agents")
+    if manager or admin:
+        ensure_roles()
+    group, _ = Group.objects.get_or_create(name="Administrators" if admin else "Managers" if manager else "Agents")
     user.groups.add(group)
-    if manager:
+    if manager or admin:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
     return user

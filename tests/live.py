@@ -69,12 +69,15 @@ def start_live_app(**sandbox_config) -> tuple[LiveApp, dict]:
     """Point the app at a fresh sandbox and the sandbox at the app. Returns the app and the settings to restore."""
     base_url = start_daphne()
     config = SandboxConfig(account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
-                           application_sid=settings.TWILIO_TWIML_APP_SID, **sandbox_config)
+                           application_sid=settings.TWILIO_TWIML_APP_SID, allowed_origins=(base_url,),
+                           **sandbox_config)
     sandbox = Sandbox(config)
     sandbox.start()
-    saved = {name: getattr(settings, name) for name in ("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL", "TWILIO_SANDBOX")}
+    saved = {name: getattr(settings, name) for name in ("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL", "TWILIO_SANDBOX",
+                                                        "TWILIO_SANDBOX_CONTROL_TOKEN")}
     settings.PUBLIC_BASE_URL = base_url
     settings.TWILIO_API_BASE_URL = sandbox.base_url
+    settings.TWILIO_SANDBOX_CONTROL_TOKEN = sandbox.control_token
     settings.TWILIO_SANDBOX = True
     gateway._client_for.cache_clear()
     return LiveApp(base_url=base_url, sandbox=sandbox), saved

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from functools import wraps
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.http import require_http_methods
@@ -46,16 +47,43 @@ def api(*methods: str):
     return decorate
 
 
+# No request of this API nests deeper than a contact object in a list in the body.
+MAX_JSON_DEPTH = 8
+MAX_ID = 2**63 - 1
+
+
 def _json_body(request: HttpRequest) -> dict:
     if request.method != "POST" or not request.body:
         return {}
     try:
         body = json.loads(request.body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise BadInput("the body is not valid JSON", {"body": str(exc)}) from exc
+        raise BadInput("the body is not valid JSON", {"body": str(exc)[:200]}) from exc
+    except RecursionError as exc:
+        raise BadInput("the body nests too deep", {"body": f"at most {MAX_JSON_DEPTH} levels"}) from exc
     if not isinstance(body, dict):
         raise BadInput("the body must be a JSON object", {"body": "expected an object"})
+    _check_values(body)
     return body
+
+
+def _check_values(body: dict) -> None:
+    """Refuse what no field accepts, naming where it is: nesting past MAX_JSON_DEPTH and NUL characters
+    (PostgreSQL stores no NUL in text)."""
+    stack: list[tuple[str, object, int]] = [("", body, 1)]
+    while stack:
+        where, value, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise BadInput("the body nests too deep", {where or "body": f"at most {MAX_JSON_DEPTH} levels"})
+        if isinstance(value, str) and "\x00" in value:
+            raise BadInput("text may not contain NUL characters", {where or "body": "contains a NUL character"})
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if "\x00" in key:
+                    raise BadInput("text may not contain NUL characters", {where or "body": "a key contains NUL"})
+                stack.append((f"{where}.{key}" if where else key, item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((f"{where}[{i}]", item, depth + 1) for i, item in enumerate(value))
 
 
 def _session(request: HttpRequest, campaign: Campaign) -> AgentSession:
@@ -74,8 +102,11 @@ def _softphone_json(softphone: floor.Softphone) -> dict:
 def campaign_create(request: HttpRequest, body: dict):
     if not services.user_is_manager(request.user):
         raise NotAllowed("only managers create campaigns")
-    campaign, report = services.campaign_create(data=body, by=request.user)
-    _, softphone = floor.agent_join(user=request.user, campaign=campaign)
+    # All or nothing: a creator who cannot join (still working another campaign) gets a 409 and no campaign, so a
+    # retry after leaving the other one does not create it twice.
+    with transaction.atomic():
+        campaign, report = services.campaign_create(data=body, by=request.user)
+        _, softphone = floor.agent_join(user=request.user, campaign=campaign)
     return JsonResponse({"campaign": selectors.campaign_detail(campaign=campaign, user=request.user),
                          "import": report, "softphone": _softphone_json(softphone),
                          "token": softphone.token}, status=201)
@@ -131,11 +162,15 @@ def campaign_disposition(request: HttpRequest, body: dict, campaign_id: int):
         raise BadInput("a disposition needs a code", {"code": "required"})
     callback_at = None
     if body.get("callback_at"):
-        callback_at = parse_datetime(str(body["callback_at"]))
+        try:
+            callback_at = parse_datetime(str(body["callback_at"]))
+        except ValueError:  # well formed but impossible: 30 February, an offset of +99:00
+            callback_at = None
         if callback_at is None or callback_at.tzinfo is None:
             raise BadInput("bad callback time", {"callback_at": "an ISO 8601 time with a UTC offset"})
     call_id = body.get("call_id")
-    if call_id is not None and not isinstance(call_id, int):
+    if call_id is not None and (not isinstance(call_id, int) or isinstance(call_id, bool)
+                                or not 0 < call_id <= MAX_ID):
         raise BadInput("bad call id", {"call_id": "an integer"})
     disposition = floor.disposition_record(session=_session(request, campaign), code=code,
                                               notes=str(body.get("notes", ""))[:5000], callback_at=callback_at,

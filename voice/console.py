@@ -53,6 +53,7 @@ def _softphone_config() -> dict:
         # The join response says which driver to use; these are what each driver needs.
         "publicBaseUrl": settings.PUBLIC_BASE_URL,
         "sandboxBaseUrl": settings.TWILIO_API_BASE_URL if settings.TWILIO_SANDBOX else None,
+        "sandboxToken": settings.TWILIO_SANDBOX_CONTROL_TOKEN if settings.TWILIO_SANDBOX else None,
         "sdkUrl": static(VOICE_SDK) if sdk_found else None,
     }
 

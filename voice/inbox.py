@@ -7,6 +7,7 @@ exactly the code that handled it the first time.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import traceback
 from collections.abc import Callable
@@ -38,33 +39,61 @@ def _one(params: dict, name: str) -> str:
     return value[0] if isinstance(value, list) else value
 
 
+# Twilio's counters (sequence numbers, durations) fit in a PostgreSQL integer; anything larger is hostile.
+MAX_INT = 2**31 - 1
+DEDUPE_KEY_MAX = 120
+
+
 def _int(params: dict, name: str) -> int | None:
     raw = _one(params, name)
     if raw == "":
         return None
     try:
-        return int(float(raw))
-    except ValueError as exc:
-        raise Malformed(f"{name} is not a number: {raw!r}") from exc
+        value = int(float(raw))
+    except (ValueError, OverflowError) as exc:
+        raise Malformed(f"{name} is not a number: {raw[:40]!r}") from exc
+    if not 0 <= value <= MAX_INT:
+        raise Malformed(f"{name} is out of range: {raw[:40]!r}")
+    return value
+
+
+def _clean(value):
+    """What PostgreSQL can store of a raw value: NUL (which text and jsonb refuse) becomes U+FFFD, so a hostile
+    webhook is still recorded, as close to what arrived as the database allows."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    return value
 
 
 def dedupe_key(kind: str, params: dict, headers: dict) -> str | None:
     sid = _one(params, "CallSid")
     token = headers.get("I-Twilio-Idempotency-Token", "")
+    key = None
     if kind == Kind.STATUS and sid and _one(params, "SequenceNumber"):
-        return f"status:{sid}:{_one(params, 'SequenceNumber')}"
-    if kind == Kind.AMD and sid:
-        return f"amd:{sid}:{_one(params, 'AnsweredBy')}"
-    if kind == Kind.CONFERENCE and _one(params, "ConferenceSid"):
-        return "conf:{}:{}:{}:{}".format(
+        key = f"status:{sid}:{_one(params, 'SequenceNumber')}"
+    elif kind == Kind.AMD and sid:
+        key = f"amd:{sid}:{_one(params, 'AnsweredBy')}"
+    elif kind == Kind.CONFERENCE and _one(params, "ConferenceSid"):
+        key = "conf:{}:{}:{}:{}".format(
             _one(params, "ConferenceSid"), _one(params, "SequenceNumber"),
             _one(params, "StatusCallbackEvent"), sid,
         )
-    return f"{kind}:{token}" if token else None
+    elif token:
+        key = f"{kind}:{token}"
+    if key is not None and len(key) > DEDUPE_KEY_MAX:
+        # Real SIDs keep keys short; an oversized one is still deduplicated, by its digest.
+        key = f"{kind}:sha256:{hashlib.sha256(key.encode('utf-8', 'surrogatepass')).hexdigest()}"
+    return key
 
 
 def _raw_row(*, kind: str, route: str, path: str, params: dict, headers: dict) -> WebhookEvent:
-    kept = {name: headers[name] for name in KEPT_HEADERS if name in headers}
+    kept = _clean({name: headers[name] for name in KEPT_HEADERS if name in headers})
+    params = _clean(params)
+    path = _clean(path)
     return WebhookEvent(
         kind=kind, route=route[:40], path=path[:200], call_sid=_one(params, "CallSid")[:34], params=params,
         headers=kept, signature_valid=True, dedupe_key=dedupe_key(kind, params, kept),
@@ -160,6 +189,23 @@ def _store_after_rollback(row: WebhookEvent, status: str, error: str) -> None:
     except IntegrityError:
         # A twin delivery committed meanwhile: this one is a duplicate after all.
         _store_duplicate(row)
+
+
+def _take_key_from_failed(row: WebhookEvent) -> bool:
+    """Twilio's retry of a report whose first processing FAILED is processed again, not skipped: the failed row
+    (kept, with its error) gives up its dedupe key to the new delivery. Deduplication is against rows that were
+    processed (or are being processed) only. Two retries racing: the row lock lets one take the key; the other
+    no longer finds a failed holder and is recorded as a duplicate."""
+    row.pk = None
+    with transaction.atomic():
+        holder = (WebhookEvent.objects.select_for_update()
+                  .filter(dedupe_key=row.dedupe_key, status=Processing.FAILED).first())
+        if holder is None:
+            return False
+        holder.dedupe_key = None
+        holder.save(update_fields=["dedupe_key"])
+        row.save()
+    return True
 
 
 def webhook_process(*, event: WebhookEvent) -> str | None:

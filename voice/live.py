@@ -54,7 +54,7 @@ def console_access(*, user, campaign_id: int) -> Access | None:
 
 
 def wallboard_access(*, user, campaign_id: int) -> Access | None:
-    """Only managers (staff or the Managers group) watch a wallboard."""
+    """Only managers (the campaigns.manage_campaigns permission) watch a wallboard."""
     access = console_access(user=user, campaign_id=campaign_id)
     if access is None or not access.manager:
         return None

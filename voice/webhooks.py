@@ -54,8 +54,13 @@ def signature_is_valid(request: HttpRequest) -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not signature:
         return False
+    token = settings.TWILIO_AUTH_TOKEN
+    # An empty token signs like any other key: anyone could compute it. Production never starts without one
+    # (dialer/checks.py); this keeps a misconfigured process from accepting anything meanwhile.
+    if not token or (token == settings.SANDBOX_AUTH_TOKEN and not settings.TWILIO_SANDBOX):
+        return False
     url = settings.PUBLIC_BASE_URL + request.get_full_path()
-    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST, signature)
+    return RequestValidator(token).validate(url, request.POST, signature)
 
 
 def _give_back_connections() -> None:
@@ -101,10 +106,18 @@ def twilio_webhook(kind: str):
 
 
 def _handle(request: HttpRequest, kind: str) -> HttpResponse:
-    received = inbox.webhook_receive(kind=kind, route=request.resolver_match.url_name,
-                                     path=request.get_full_path(), params=_params(request),
-                                     headers=dict(request.headers))
-    if kind in VOICE_KINDS:
+    voice = kind in VOICE_KINDS
+    try:
+        received = inbox.webhook_receive(kind=kind, route=request.resolver_match.url_name,
+                                         path=request.get_full_path(), params=_params(request),
+                                         headers=dict(request.headers))
+    except Exception:
+        if not voice:
+            raise
+        # A voice URL answers TwiML whatever happens: Twilio would otherwise play "an application error".
+        log.exception("could not record a %s webhook", kind)
+        return _twiml_response(twiml.polite_hangup())
+    if voice:
         return _twiml_response(received.answer or twiml.polite_hangup())
     if received.malformed:
         return HttpResponse(f"malformed webhook: {received.malformed}", status=400, content_type="text/plain")

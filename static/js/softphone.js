@@ -25,6 +25,7 @@
     constructor(config, onState) {
       this.base = (config.sandboxBaseUrl || "").replace(/\/$/, "");
       this.publicBase = (config.publicBaseUrl || "").replace(/\/$/, "");
+      this.token = config.sandboxToken || "";
       this.onState = onState;
       this.sid = null;
       this.storageKey = null;
@@ -35,7 +36,10 @@
       try {
         response = await fetch(url, {
           method,
-          headers: body ? {"Content-Type": "application/json"} : {},
+          headers: {
+            "X-Sandbox-Token": this.token,
+            ...(body ? {"Content-Type": "application/json"} : {}),
+          },
           body: body ? JSON.stringify(body) : undefined,
         });
       } catch (err) {

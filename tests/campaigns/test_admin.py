@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
-from django.apps import apps as django_apps
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -21,16 +18,12 @@ from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, We
 
 pytestmark = pytest.mark.django_db
 
-groups_migration = importlib.import_module("campaigns.migrations.0003_groups")
-recording_grants = importlib.import_module("voice.migrations.0005_recording_permissions")
 
 
 @pytest.fixture(autouse=True)
 def roles(db):
     # A transactional test elsewhere may have flushed the database, and the groups' permissions with it.
-    if not Permission.objects.filter(group__name="Managers").exists():
-        groups_migration.sync_groups(django_apps)
-        recording_grants.grant(django_apps)
+    factories.ensure_roles()
 
 
 @pytest.fixture
@@ -314,7 +307,70 @@ def test_a_manager_cannot_see_superusers_or_grant_superuser_status(manager_clien
     page = manager_client.get(admin_url(get_user_model(), "change", agent.pk)).content.decode()
     assert 'name="is_superuser"' not in page
     assert 'name="user_permissions"' not in page
-    assert 'name="is_staff"' in page
+    assert 'name="is_staff"' not in page
+    assert 'name="groups"' not in page
+
+
+def test_a_manager_edits_agents_only_and_cannot_promote_anyone(manager_client, manager):
+    other_manager = factories.make_user(manager=True, username="othermanager")
+    administrator = factories.make_user(admin=True, username="theadmin")
+    agent = factories.make_user(username="plainagent")
+    listing = manager_client.get("/admin/auth/user/").content.decode()
+    assert "plainagent" in listing
+    assert "othermanager" not in listing and "theadmin" not in listing
+    for user in (other_manager, administrator, manager):
+        assert manager_client.get(f"/admin/auth/user/{user.pk}/password/").status_code in (302, 404)
+        response = manager_client.post(f"/admin/auth/user/{user.pk}/password/",
+                                       {"password1": "pwned-by-manager-1", "password2": "pwned-by-manager-1"})
+        assert response.status_code in (302, 404)
+        user.refresh_from_db()
+        assert not user.check_password("pwned-by-manager-1")
+    # An agent's password is theirs to reset.
+    response = manager_client.post(f"/admin/auth/user/{agent.pk}/password/",
+                                   {"password1": "new-agent-pass-42", "password2": "new-agent-pass-42",
+                                    "usable_password": "true"})
+    assert response.status_code == 302
+    agent.refresh_from_db()
+    assert agent.check_password("new-agent-pass-42")
+    # Posting role fields on an agent's form changes nothing: the fields are not in the form.
+    everything = Group.objects.get(name="Administrators")
+    manager_client.post(f"/admin/auth/user/{agent.pk}/change/", {
+        "username": agent.username, "is_active": "on", "is_staff": "on", "is_superuser": "on",
+        "groups": [everything.pk], "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"})
+    agent.refresh_from_db()
+    assert not agent.is_staff and not agent.is_superuser and not agent.groups.filter(pk=everything.pk).exists()
+    # A manager cannot make himself an administrator either: his own account is not in his user admin.
+    manager_client.post(f"/admin/auth/user/{manager.pk}/change/", {
+        "username": manager.username, "is_active": "on", "is_staff": "on", "is_superuser": "on",
+        "groups": [everything.pk], "date_joined_0": "2026-01-01", "date_joined_1": "00:00:00"})
+    manager.refresh_from_db()
+    assert not manager.is_superuser and not manager.groups.filter(pk=everything.pk).exists()
+
+
+def test_accounts_a_manager_creates_are_agents(manager_client):
+    response = manager_client.post("/admin/auth/user/add/", {
+        "username": "freshagent", "password1": "fresh-agent-pass-42", "password2": "fresh-agent-pass-42",
+        "usable_password": "true"})
+    assert response.status_code == 302
+    fresh = get_user_model().objects.get(username="freshagent")
+    assert list(fresh.groups.values_list("name", flat=True)) == ["Agents"]
+    assert not fresh.is_staff
+
+
+def test_an_administrator_edits_managers_and_grants_roles(client):
+    administrator = factories.make_user(admin=True)
+    other_manager = factories.make_user(manager=True, username="promoteme")
+    client.force_login(administrator)
+    assert "promoteme" in client.get("/admin/auth/user/").content.decode()
+    page = client.get(f"/admin/auth/user/{other_manager.pk}/change/").content.decode()
+    assert 'name="groups"' in page and 'name="is_superuser"' in page
+
+
+def test_staff_status_alone_does_not_make_a_manager(client, campaign):
+    staff = factories.make_user(is_staff=True)
+    client.force_login(staff)
+    assert client.get(f"/api/campaign/{campaign.pk}").status_code == 403
+    assert client.get(f"/campaigns/{campaign.pk}/wallboard/").status_code in (302, 403)
 
 
 def test_an_agent_can_be_signed_out_from_the_sessions_list(manager_client, campaign, agent):

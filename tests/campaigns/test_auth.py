@@ -78,6 +78,7 @@ def test_an_agent_without_campaigns_is_told_what_to_do(client):
 
 def test_a_manager_without_staff_status_is_told_why_the_admin_is_closed(client):
     user = factories.make_user()
+    factories.ensure_roles()
     user.groups.add(Group.objects.get_or_create(name="Managers")[0])
     client.force_login(user)
     response = client.get("/", follow=True)

@@ -65,7 +65,7 @@ def test_agent_leg_dials_into_its_room_and_a_customer_talks_then_hangs_up(sandbo
     app.routes["/customer-join"] = room_twiml(app, "agent-7-room")
     response = requests.post(
         f"{sandbox.base_url}/sandbox/agent-legs",
-        timeout=5,
+        timeout=5, headers=sandbox.control_headers,
         json={
             "identity": "agent-7",
             "voice_url": app.url("/api/voice/dial"),
@@ -103,7 +103,8 @@ def test_agent_leg_dials_into_its_room_and_a_customer_talks_then_hangs_up(sandbo
     # The agent stays in the room until the softphone hangs up.
     assert sandbox.call(agent_sid)["status"] == "in-progress"
     assert sandbox.call(agent_sid)["conference_sid"] == room["sid"]
-    hung_up = requests.delete(f"{sandbox.base_url}/sandbox/agent-legs/{agent_sid}", timeout=5)
+    hung_up = requests.delete(f"{sandbox.base_url}/sandbox/agent-legs/{agent_sid}", timeout=5,
+                              headers=sandbox.control_headers)
     assert hung_up.json()["status"] == "completed"
     assert app.wait_for("/agent-status")[0].params["CallStatus"] == "completed"
     app.wait_for("/conference-events", StatusCallbackEvent="conference-end")

@@ -13,6 +13,13 @@ OTHER = "+14155550123"  # not a magic number: drawn from the population unless o
 ALL_EVENTS = ["initiated", "ringing", "answered", "completed"]
 
 
+
+def control_client(sandbox) -> requests.Session:
+    """A client of the control API: it sends the sandbox's per-run token."""
+    session = requests.Session()
+    session.headers.update(sandbox.control_headers)
+    return session
+
 def test_duplicates_repeat_body_and_idempotency_token(sandbox, app, client):
     sandbox.update_config(duplicate_rate=1.0)
     call = client.calls.create(
@@ -63,8 +70,9 @@ def test_jitter_delays_callbacks_in_simulated_time(sandbox, app, client):
 
 
 def test_behaviour_override_via_control_endpoint(sandbox, app, client):
+    http = control_client(sandbox)
     app.routes["/voice"] = HOLD
-    response = requests.post(
+    response = http.post(
         f"{sandbox.base_url}/sandbox/behaviours", timeout=5, json={OTHER: {"kind": "busy", "reject_s": 2}}
     )
     assert response.status_code == 200
@@ -73,37 +81,39 @@ def test_behaviour_override_via_control_endpoint(sandbox, app, client):
     done = wait_status(sandbox, call.sid)
     assert (done["status"], done["behaviour_source"], done["behaviour"]["reject_s"]) == ("busy", "override", 2.0)
 
-    bad = requests.post(f"{sandbox.base_url}/sandbox/behaviours", json={OTHER: {"kind": "robot"}}, timeout=5)
+    bad = http.post(f"{sandbox.base_url}/sandbox/behaviours", json={OTHER: {"kind": "robot"}}, timeout=5)
     assert bad.status_code == 400
 
 
 def test_inspection_endpoints(sandbox, app, client):
+    http = control_client(sandbox)
     app.routes["/voice"] = HOLD
     call = client.calls.create(to=HUMAN, from_=FROM, url=app.url("/voice"))
     wait_status(sandbox, call.sid, "in-progress")
 
     base = f"{sandbox.base_url}/sandbox"
-    listed = requests.get(f"{base}/calls", params={"live": "1"}, timeout=5).json()["calls"]
+    listed = http.get(f"{base}/calls", params={"live": "1"}, timeout=5).json()["calls"]
     assert [c["sid"] for c in listed] == [call.sid]
-    view = requests.get(f"{base}/calls/{call.sid}", timeout=5).json()
+    view = http.get(f"{base}/calls/{call.sid}", timeout=5).json()
     assert view["behaviour_kind"] == "human" and view["behaviour_source"] == "magic"
     assert [w["kind"] for w in view["webhooks"]] == ["voice-url"] and view["webhooks"][0]["http_status"] == 200
     assert {"event", "sim_t", "sim_time", "wall", "detail"} <= set(view["timeline"][0])
-    page = requests.get(f"{base}/", timeout=5)
+    page = http.get(f"{base}/", timeout=5)
     assert page.status_code == 200 and call.sid in page.text
-    preflight = requests.options(f"{base}/agent-legs", timeout=5)  # the demo console calls it from the browser
-    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    # CORS only for the app's own origin (allowed_origins), never a wildcard.
+    preflight = http.options(f"{base}/agent-legs", timeout=5, headers={"Origin": "https://evil.example"})
+    assert "Access-Control-Allow-Origin" not in preflight.headers
 
-    assert requests.post(f"{base}/calls/{call.sid}/hangup", timeout=5).json()["status"] == "completed"
-    stats = requests.get(f"{base}/stats", timeout=5).json()
+    assert http.post(f"{base}/calls/{call.sid}/hangup", timeout=5).json()["status"] == "completed"
+    stats = http.get(f"{base}/stats", timeout=5).json()
     assert stats["calls"]["by_status"] == {"completed": 1} and stats["seed"] == 7
 
-    changed = requests.post(f"{base}/config", json={"cps": 3, "population": {"human": 1.0}}, timeout=5).json()
+    changed = http.post(f"{base}/config", json={"cps": 3, "population": {"human": 1.0}}, timeout=5).json()
     assert changed["cps"] == 3 and changed["population"]["human"] == 1.0
-    assert requests.post(f"{base}/config", json={"port": 1}, timeout=5).status_code == 400
-    assert requests.post(f"{base}/reset", timeout=5).status_code == 204
-    assert requests.get(f"{base}/calls", timeout=5).json() == {"calls": []}
-    assert requests.get(f"{base}/config", timeout=5).json()["cps"] == 1.0
+    assert http.post(f"{base}/config", json={"port": 1}, timeout=5).status_code == 400
+    assert http.post(f"{base}/reset", timeout=5).status_code == 204
+    assert http.get(f"{base}/calls", timeout=5).json() == {"calls": []}
+    assert http.get(f"{base}/config", timeout=5).json()["cps"] == 1.0
 
 
 def test_population_draws_are_reproducible_per_seed(sandbox, app, client):
@@ -120,3 +130,38 @@ def test_population_draws_are_reproducible_per_seed(sandbox, app, client):
     sandbox.reset()
     assert behaviours(list(reversed(numbers))) == first  # same seed, same callees, whatever the dialling order
     assert len({b["kind"] for b in first.values()}) > 1
+
+
+def test_the_control_api_wants_the_run_token_and_serves_only_the_apps_origin(sandbox):
+    base = f"{sandbox.base_url}/sandbox"
+    leg = {"identity": "agent-1", "voice_url": "https://victim.example/api/voice/dial"}
+    assert requests.post(f"{base}/agent-legs", json=leg, timeout=5).status_code == 401
+    wrong = {"X-Sandbox-Token": "guessed"}
+    assert requests.post(f"{base}/agent-legs", json=leg, headers=wrong, timeout=5).status_code == 401
+    assert requests.get(f"{base}/calls", timeout=5).status_code == 401
+    assert requests.get(f"{base}/", timeout=5).status_code == 401
+    assert requests.get(f"{base}/?token={sandbox.control_token}", timeout=5).status_code == 200
+    assert requests.get(f"{base}/health", timeout=5).status_code == 200
+    assert not sandbox.calls()
+    # A web page on another origin gets no CORS grant, so a browser will not hand it the answer.
+    hostile = requests.get(f"{base}/calls", headers={**sandbox.control_headers, "Origin": "https://evil.example"},
+                           timeout=5)
+    assert "Access-Control-Allow-Origin" not in hostile.headers
+
+
+def test_the_control_api_answers_loopback_clients_only():
+    from voice.sandbox.control import _is_loopback
+
+    assert _is_loopback("127.0.0.1") and _is_loopback("::1")
+    assert not _is_loopback("10.0.0.7") and not _is_loopback("203.0.113.5") and not _is_loopback(None)
+
+
+def test_allowed_origins_get_cors():
+    from voice.sandbox import Sandbox, SandboxConfig
+
+    with Sandbox(SandboxConfig(allowed_origins=("http://127.0.0.1:8000",))) as sandbox:
+        response = requests.options(f"{sandbox.base_url}/sandbox/agent-legs", timeout=5,
+                                    headers={"Origin": "http://127.0.0.1:8000"})
+        assert response.headers["Access-Control-Allow-Origin"] == "http://127.0.0.1:8000"
+        assert "X-Sandbox-Token" in response.headers["Access-Control-Allow-Headers"]
+        assert SandboxConfig().control_token != SandboxConfig().control_token  # fresh per run

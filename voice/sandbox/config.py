@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal
 
@@ -48,6 +49,10 @@ class SandboxConfig:
     api_key_sid: str | None = None  # SK...; accepted for Basic auth alongside the account SID
     api_key_secret: str | None = None
     application_sid: str = "AP" + "0" * 32  # reported as ApplicationSid on agent (softphone) legs
+    # The control API (/sandbox/...) wants this in X-Sandbox-Token; a fresh random one per run unless given.
+    control_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Origins (scheme://host:port) whose pages may call the control API from a browser: the app's own.
+    allowed_origins: tuple[str, ...] = ()
 
     cps: float = 1.0  # calls leaving the queue per simulated second (Twilio's account CPS)
     time_scale: float = 1.0
@@ -86,7 +91,7 @@ class SandboxConfig:
         """The config as JSON-friendly values, secrets left out (for GET /sandbox/config)."""
         out: dict[str, Any] = {}
         for f in fields(self):
-            if f.name in ("auth_token", "api_key_secret"):
+            if f.name in ("auth_token", "api_key_secret", "control_token"):
                 continue
             value = getattr(self, f.name)
             out[f.name] = asdict(value) if isinstance(value, Population) else value

@@ -6,7 +6,9 @@ dashboard. Bind the sandbox to localhost (the default) and never expose it.
 
 from __future__ import annotations
 
+import hmac
 import html
+import ipaddress
 import json
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -201,26 +203,61 @@ def agent_leg_request(payload: dict[str, Any]) -> AgentLegRequest:
 
 # -- handlers ---------------------------------------------------------------------------------------
 
+TOKEN_HEADER = "X-Sandbox-Token"  # noqa: S105 - a header name, not a secret
 CORS_HEADERS = {
-    "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
-    "Access-Control-Allow-Headers": "Content-Type",
+    "Access-Control-Allow-Headers": f"Content-Type, {TOKEN_HEADER}",
+    "Vary": "Origin",
 }
+# Harmless without the token: a liveness probe, and the redirect to the index.
+OPEN_PATHS = ("/sandbox/health", "/sandbox")
+
+
+def _cors(request: web.Request) -> dict[str, str]:
+    """CORS for the app's own pages only (config.allowed_origins), never a wildcard: any other web page the
+    agent opens must not be able to drive the sandbox from their browser."""
+    origin = request.headers.get("Origin", "")
+    if origin and origin in request.app[ENGINE].config.allowed_origins:
+        return {**CORS_HEADERS, "Access-Control-Allow-Origin": origin}
+    return {"Vary": "Origin"}
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def _token_ok(request: web.Request) -> bool:
+    expected = request.app[ENGINE].config.control_token
+    if not expected:
+        return True
+    given = request.headers.get(TOKEN_HEADER) or request.query.get("token", "")
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 @web.middleware
-async def cors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The demo console's softphone adapter calls /sandbox/agent-legs from the app's origin, in the browser."""
+async def control_guard_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The control API (/sandbox/...) answers loopback clients only, with the per-run token (header
+    X-Sandbox-Token, or ?token= for the index page in a browser). It can place agent legs that make the sandbox
+    send signed webhooks, so it is no open service. The demo hands the token to the console's softphone."""
     if not request.path.startswith("/sandbox"):
         return await handler(request)
+    cors = _cors(request)
+    if not _is_loopback(request.remote):
+        return web.json_response({"error": "the sandbox control API answers loopback clients only"}, status=403,
+                                 headers=cors)
     if request.method == "OPTIONS":
-        return web.Response(status=204, headers=CORS_HEADERS)
+        return web.Response(status=204, headers=cors)
+    if request.path not in OPEN_PATHS and not _token_ok(request):
+        return web.json_response({"error": f"missing or wrong {TOKEN_HEADER}"}, status=401, headers=cors)
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        exc.headers.update(CORS_HEADERS)
+        exc.headers.update(cors)
         raise
-    response.headers.update(CORS_HEADERS)
+    response.headers.update(cors)
     return response
 
 
@@ -267,6 +304,9 @@ async def index(request: web.Request) -> web.Response:
         )
         rows.append("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in cells) + "</tr>")
     stats = stats_view(engine)
+    # The links carry the token the page was opened with, so a browser can follow them.
+    token = request.query.get("token", "")
+    q = html.escape(f"?token={token}") if token else ""
     page = f"""<!doctype html>
 <html><head><meta charset="utf-8"><meta http-equiv="refresh" content="2"><title>Twilio sandbox</title>
 <style>body{{font-family:sans-serif;margin:1em}}table{{border-collapse:collapse}}
@@ -278,8 +318,8 @@ webhook failures {stats["webhooks"]["failed"]}</p>
 <table><tr><th>sid</th><th>direction</th><th>number</th><th>status</th><th>callee</th><th>AMD</th>
 <th>hearing</th><th>conference</th><th>ended because</th></tr>
 {"".join(rows)}</table>
-<p>JSON: <a href="calls">calls</a> &middot; <a href="conferences">conferences</a> &middot;
-<a href="stats">stats</a> &middot; <a href="config">config</a> &middot; <a href="behaviours">behaviours</a></p>
+<p>JSON: <a href="calls{q}">calls</a> &middot; <a href="conferences{q}">conferences</a> &middot;
+<a href="stats{q}">stats</a> &middot; <a href="config{q}">config</a> &middot; <a href="behaviours{q}">behaviours</a></p>
 </body></html>"""
     return web.Response(text=page, content_type="text/html")
 

@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 def build_app(engine: Engine) -> web.Application:
-    app = web.Application(middlewares=[rest.twilio_api_middleware, control.cors_middleware])
+    app = web.Application(middlewares=[rest.twilio_api_middleware, control.control_guard_middleware])
     app[rest.ENGINE] = engine
     rest.add_routes(app)
     control.add_routes(app)
@@ -74,6 +74,15 @@ class Sandbox:
     @property
     def auth_token(self) -> str:
         return self._initial.auth_token
+
+    @property
+    def control_token(self) -> str:
+        return self._initial.control_token
+
+    @property
+    def control_headers(self) -> dict[str, str]:
+        """What a client of the control API (/sandbox/...) sends: the per-run token."""
+        return {"X-Sandbox-Token": self._initial.control_token}
 
     @property
     def seed(self) -> int:

@@ -12,12 +12,22 @@ import threading
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils.log import configure_logging
 
 from campaigns.demo import LOGINS, demo_seed
 from voice import gateway
 from voice.dialer import Dialer
+
+
+def demo_database_refusal(database: dict, *, force: bool) -> str:
+    """Why the demo must not write its published logins into this database ('' when it may). The demo's own
+    databases are the default SQLite file and any database whose name contains 'demo'."""
+    name = str(database.get("NAME", ""))
+    if force or (database["ENGINE"].endswith("sqlite3") and name.endswith("db.sqlite3")) or "demo" in name.lower():
+        return ""
+    return (f"refusing to seed the demo (logins with published passwords) into the database {name!r}: use the "
+            "default SQLite file, a database named *demo*, or --force")
 
 
 class Command(BaseCommand):
@@ -29,10 +39,17 @@ class Command(BaseCommand):
         parser.add_argument("--time-scale", type=float, default=1.0,
                             help="sandbox speed: 1 = real time; 5 = calls play out five times faster")
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--force", action="store_true",
+                            help="seed the demo logins into a database whose name does not say 'demo'")
 
-    def handle(self, *args, port, sandbox_port, time_scale, seed, verbosity, **options):
+    def handle(self, *args, port, sandbox_port, time_scale, seed, verbosity, force, **options):
         from voice.sandbox import Sandbox, SandboxConfig  # only the demo wires the sandbox into the app
 
+        if not settings.TWILIO_SANDBOX:
+            raise CommandError("the demo runs on the Twilio sandbox: TWILIO_SANDBOX is set to false")
+        database = demo_database_refusal(settings.DATABASES["default"], force=force)
+        if database:
+            raise CommandError(database)
         if verbosity < 2:
             # Every webhook and request logs a line at INFO: within seconds they would scroll the banner (the URL
             # and the logins) off the screen. Warnings and errors still show; -v 2 shows everything.
@@ -47,11 +64,11 @@ class Command(BaseCommand):
         sandbox = Sandbox(SandboxConfig(
             port=sandbox_port, account_sid=settings.TWILIO_ACCOUNT_SID, auth_token=settings.TWILIO_AUTH_TOKEN,
             application_sid=settings.TWILIO_TWIML_APP_SID, cps=max(1.0, settings.TWILIO_CPS),
-            time_scale=time_scale, seed=seed,
+            time_scale=time_scale, seed=seed, allowed_origins=(settings.PUBLIC_BASE_URL, f"http://localhost:{port}"),
         ))
         sandbox.start()
         settings.TWILIO_API_BASE_URL = sandbox.base_url
-        settings.TWILIO_SANDBOX = True
+        settings.TWILIO_SANDBOX_CONTROL_TOKEN = sandbox.control_token
         gateway._client_for.cache_clear()
 
         stop = threading.Event()
@@ -68,7 +85,7 @@ class Command(BaseCommand):
             *(f"  {'manager' if manager else 'agent':9} {username} / {password}"
               for username, password, manager in LOGINS),
             f"  campaign  {campaign.name} ({campaign.contacts.count()} contacts)",
-            f"  sandbox   {sandbox.base_url}/sandbox/  (the simulated calls, live)",
+            f"  sandbox   {sandbox.base_url}/sandbox/?token={sandbox.control_token}  (the simulated calls, live)",
             "Log in as the agent, press Go ready, and the dialer starts calling. Ctrl-C stops everything.",
         ]
         if verbosity < 2:

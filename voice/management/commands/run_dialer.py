@@ -16,6 +16,9 @@ class Command(BaseCommand):
         parser.add_argument("--tick", type=float, default=0.25, help="seconds between ticks when nothing wakes it")
 
     def handle(self, *args, tick, **options):
+        # Production refuses unsafe settings (the demo SECRET_KEY, no TWILIO_AUTH_TOKEN): dialer/checks.py, by tag,
+        # as this app sits below the project's wiring.
+        self.check(tags=["production"], include_deployment_checks=True)
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())

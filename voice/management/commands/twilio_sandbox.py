@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from voice.sandbox import Sandbox, SandboxConfig
 
@@ -27,7 +27,15 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8100, help="0 picks a free port")
         parser.add_argument("--account-sid", default=_setting("TWILIO_ACCOUNT_SID") or defaults.account_sid)
-        parser.add_argument("--auth-token", default=_setting("TWILIO_AUTH_TOKEN") or defaults.auth_token)
+        # The app's own token only when the app is in sandbox mode: a production token never signs sandbox
+        # webhooks (they would be indistinguishable from Twilio's).
+        parser.add_argument("--auth-token", default=(_setting("TWILIO_AUTH_TOKEN") if _setting("TWILIO_SANDBOX")
+                                                     else None) or defaults.auth_token)
+        parser.add_argument("--control-token", default=_setting("TWILIO_SANDBOX_CONTROL_TOKEN"),
+                            help="the control API's token (default: TWILIO_SANDBOX_CONTROL_TOKEN, else a random one)")
+        parser.add_argument("--allow-origin", action="append", dest="allowed_origins",
+                            help="a page origin allowed to call the control API from a browser "
+                                 "(default: PUBLIC_BASE_URL); repeatable")
         parser.add_argument("--api-key-sid", default=_setting("TWILIO_API_KEY"))
         parser.add_argument("--api-key-secret", default=_setting("TWILIO_API_SECRET"))
         parser.add_argument("--application-sid", default=_setting("TWILIO_TWIML_APP_SID") or defaults.application_sid)
@@ -63,8 +71,14 @@ class Command(BaseCommand):
             level=logging.INFO if options["verbosity"] >= 1 else logging.WARNING,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        if not settings.TWILIO_SANDBOX and options["auth_token"] == settings.TWILIO_AUTH_TOKEN:
+            raise CommandError("refusing to sign sandbox webhooks with the app's production TWILIO_AUTH_TOKEN "
+                               "(set TWILIO_SANDBOX=true for a sandbox run, or pass another --auth-token)")
+        extra = {"allowed_origins": tuple(options["allowed_origins"] or [settings.PUBLIC_BASE_URL])}
+        if options["control_token"]:
+            extra["control_token"] = options["control_token"]
         try:
-            config = SandboxConfig(
+            config = SandboxConfig(**extra,
                 host=options["host"],
                 port=options["port"],
                 account_sid=options["account_sid"],
@@ -91,7 +105,9 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"Twilio sandbox on {sandbox.base_url} "
                 f"(seed {sandbox.seed}, {config.time_scale:g}x, {config.cps:g} CPS)"
-                f"\n  TWILIO_API_BASE_URL={sandbox.base_url}\n  inspect: {sandbox.base_url}/sandbox/\n  Ctrl-C to stop"
+                f"\n  TWILIO_API_BASE_URL={sandbox.base_url}"
+                f"\n  TWILIO_SANDBOX_CONTROL_TOKEN={sandbox.control_token}"
+                f"\n  inspect: {sandbox.base_url}/sandbox/?token={sandbox.control_token}\n  Ctrl-C to stop"
             )
             self.stdout.flush()
 
