@@ -119,6 +119,8 @@ def webhook_record(*, kind: str, route: str, path: str, params: dict, headers: d
             row.save()
         return row, False
     except IntegrityError:
+        if _take_key_from_failed(row):
+            return row, False
         return _store_duplicate(row), True
 
 
@@ -156,6 +158,12 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
     except IntegrityError:
         if stored:
             return _failed(row, voice)
+        if _take_key_from_failed(row):
+            # Twilio's retry of a report whose first processing failed: apply it now (the failed row is kept).
+            try:
+                return Received(row, False, webhook_process(event=row))
+            except Malformed as exc:
+                return Received(row, False, None, malformed=str(exc))
         duplicate = _store_duplicate(row)
         if not voice:
             return Received(duplicate, True, None)

@@ -52,6 +52,16 @@ HTTP_MATRIX = [
     ("GET", "/campaigns/{c}/calls/{colleague}/card", None, _row(401, 403, 403, OK, OK)),
     ("GET", "/campaigns/{c}/wallboard/", None, MANAGERS_PAGE),
     ("GET", "/campaigns/{c}/wallboard/stats", None, MANAGERS_JSON),
+    # reports and exports (managers only), recordings (managers and the call's own agent), the favicon
+    ("GET", "/campaigns/{c}/reports/", None, MANAGERS_PAGE),
+    ("GET", "/campaigns/{c}/reports/compliance/", None, MANAGERS_PAGE),
+    ("GET", "/campaigns/{c}/reports/calls.csv", None, MANAGERS_PAGE),
+    ("GET", "/campaigns/{c}/reports/compliance.csv", None, MANAGERS_PAGE),
+    ("GET", "/recordings/{recording}/", None, MEMBERS_PAGE),
+    ("GET", "/favicon.ico", None, _row(OK, OK, OK, OK, OK)),
+    ("POST", "/api/campaign/{c}/supervise", {"call_id": 1, "mode": "listen"}, _row(401, 403, 403, OK, OK)),
+    ("POST", "/api/campaign/{c}/recording", {"action": "pause"}, MEMBERS_JSON),
+    ("POST", "/api/campaign/{c}/gone", {}, MEMBERS_JSON),
     # the JSON API
     ("POST", "/api/campaign", {"name": "New", "seller_name": "Acme", "opt_out_number": "+12025550100",
                                "contacts": ["+12025550177"]}, _row(401, 403, 403, OK, OK)),
@@ -111,7 +121,8 @@ def world(db, settings, twilio_fake, monkeypatch):
     settings.TWILIO_API_BASE_URL = twilio_fake.base_url  # dial-next and end reach Twilio's REST API
     # The admin's "simulate pacing" action is checked for who may run it, not for what it computes (seconds).
     monkeypatch.setattr("voice.admin.pacing_preview", lambda **kw: [SimpleNamespace(
-        mode="parallel", lines=3, conversations_per_agent_hour=9.0, abandon_rate=0.01, upper_bound=20.0)])
+        mode="parallel", lines=3, conversations_per_agent_hour=9.0, abandon_rate=0.01, upper_bound=20.0,
+        utilisation=0.5)])
     factories.ensure_roles()
     agent = factories.make_user(username="member")
     colleague = factories.make_user(username="colleague")
@@ -130,6 +141,11 @@ def world(db, settings, twilio_fake, monkeypatch):
                                    dialed_for=mine)
     colleague_call = Call.objects.create(campaign=campaign, contact=their_contact, sid="CA" + "2" * 32,
                                          state="ringing", dialed_for=theirs)
+    from voice.models import Recording
+
+    talk = Call.objects.create(campaign=campaign, contact=factories.make_contact(campaign=campaign, status="done"),
+                               sid="CA" + "3" * 32, state="ended", outcome="talked", dialed_for=mine, bridged_to=mine)
+    recording = Recording.objects.create(call=talk, sid="RE" + "1" * 32, status="completed", duration_s=30)
     webhook = WebhookEvent.objects.create(kind="status", path="/api/voice/status", params={}, signature_valid=True,
                                           status="failed")
     from django.contrib.auth.models import Permission
@@ -137,7 +153,8 @@ def world(db, settings, twilio_fake, monkeypatch):
     return {
         "users": {"anonymous": None, "agent": agent, "outsider": outsider, "manager": manager, "admin": admin},
         "campaign": campaign,
-        "fill": {"c": campaign.pk, "call": own_call.pk, "colleague": colleague_call.pk, "session": theirs.pk,
+        "fill": {"c": campaign.pk, "call": own_call.pk, "recording": recording.pk, "colleague": colleague_call.pk,
+                 "session": theirs.pk,
                  "webhook": webhook.pk, "agent_id": colleague.pk, "peer_id": peer.pk,
                  "managers_group": Group.objects.get(name="Managers").pk,
                  "all_perm": Permission.objects.get(codename="change_permission").pk if Permission.objects.filter(
@@ -275,8 +292,8 @@ def test_the_matrix_covers_every_url():
         prefix = str(pattern.pattern)
         if prefix.startswith(("admin/", "api/voice/")):
             continue
-        for sub in getattr(pattern, "url_patterns", [pattern]):
-            route = "/" + prefix + str(sub.pattern)
+        for sub in getattr(pattern, "url_patterns", [None]):
+            route = "/" + prefix + (str(sub.pattern) if sub is not None else "")
             app_routes.add(route.split("<")[0].rstrip("/"))
     missing = {route for route in app_routes if route and not any(c.startswith(route) for c in covered)}
     assert missing <= {"/accounts/login", "/accounts/logout"}, missing
