@@ -400,7 +400,9 @@ def _on_recording(event: WebhookEvent) -> tuple[None, bool]:
     sid = _one(event.params, "RecordingSid")
     if not sid:
         raise Malformed("RecordingSid is missing")
-    duration = _int(event.params, "RecordingDuration")
+    # Twilio sends RecordingDuration=-1 while the recording is not finished: unknown yet, not malformed.
+    duration = None if _one(event.params, "RecordingDuration").strip() == "-1" else _int(event.params,
+                                                                                         "RecordingDuration")
     call_id = _query(event, "call")
     applied = recordings.recording_on_status(
         call_id=int(call_id) if call_id and call_id.isdigit() else None, sid=sid, status=status,
