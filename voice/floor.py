@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +21,7 @@ from campaigns.states import CAMPAIGN_TRANSITIONS
 from realtime import events
 from voice import gate, gateway, states
 from voice import services as call_services
+from voice.gateway import Softphone
 from voice.models import Call
 from voice.services import lock_session, session_save_presence, session_set_state, sessions_for_update
 from voice.wake import wake
@@ -64,16 +64,6 @@ def campaign_set_status(*, campaign: Campaign, status: str, by=None) -> Campaign
 
 
 # -- agent sessions ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Softphone:
-    """What the browser needs to put the agent's leg into their room."""
-
-    token: str
-    identity: str
-    params: dict
-    sandbox: bool
 
 
 def agent_identity(user) -> str:

@@ -197,6 +197,16 @@ def find_calls(*, to: str, limit: int = 20) -> list[CallInfo]:
     return [_call_info(c) for c in _call(lambda: client().calls.list(to=to, limit=limit), idempotent=True)]
 
 
+@dataclass(frozen=True)
+class Softphone:
+    """What a browser needs to place its leg into a room: an agent's, or a supervising manager's."""
+
+    token: str
+    identity: str
+    params: dict
+    sandbox: bool
+
+
 def softphone_token(*, identity: str, ttl_s: int = 3600) -> str:
     """A Voice SDK access token. Signed with the API key (Twilio refuses tokens signed with the auth token).
 

@@ -14,7 +14,6 @@ manager must hear at once) or after commit, never under the lock (rule 6).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
@@ -26,6 +25,7 @@ from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from campaigns.models import Campaign
 from realtime import events
 from voice import gateway, twiml
+from voice.gateway import Softphone
 from voice.models import Call, Supervision
 from voice.states import State
 
@@ -35,16 +35,6 @@ Mode = Supervision.Mode
 SIGNING_SALT = "voice.supervision"
 # The softphone dials within seconds of being handed its parameters; an old one is refused.
 TOKEN_MAX_AGE_S = 300
-
-
-@dataclass(frozen=True)
-class SupervisorPhone:
-    """What the manager's browser needs to place its leg (the same shape as an agent's softphone)."""
-
-    token: str
-    identity: str
-    params: dict
-    sandbox: bool
 
 
 def supervisor_identity(user) -> str:
@@ -60,10 +50,10 @@ def _flags(mode: str, agent_leg_sid: str) -> tuple[bool, str | None]:
     return False, None
 
 
-def _phone(supervision: Supervision, user) -> SupervisorPhone:
+def _phone(supervision: Supervision, user) -> Softphone:
     identity = supervisor_identity(user)
     ticket = signing.dumps({"s": supervision.pk, "m": user.pk}, salt=SIGNING_SALT)
-    return SupervisorPhone(token=gateway.softphone_token(identity=identity), identity=identity,
+    return Softphone(token=gateway.softphone_token(identity=identity), identity=identity,
                            params={"supervise": ticket}, sandbox=settings.TWILIO_SANDBOX)
 
 
@@ -115,7 +105,7 @@ def _live_talk(campaign: Campaign, call_id) -> Call:
 # -- the manager's commands ---------------------------------------------------------------------------------
 
 
-def supervision_start(*, user, campaign: Campaign, call_id, mode: str) -> tuple[Supervision, SupervisorPhone | None]:
+def supervision_start(*, user, campaign: Campaign, call_id, mode: str) -> tuple[Supervision, Softphone | None]:
     """Listen, whisper or barge on a live talk, or switch to that mode. Returns the supervision and, when the
     manager's leg still has to dial in, the softphone parameters for it."""
     if not campaign_services.user_is_manager(user):
