@@ -19,6 +19,7 @@ from voice import gate, pacer
 from voice.models import Call, Recording, Supervision, human_answered_q
 from voice.selectors import abandonment
 from voice.states import Outcome, State
+from voice.supervision import notice_for
 
 # Ended lines stay on the agent's grid (and the wallboard's list) this long after a (re)connect.
 RECENT_ENDED = dt.timedelta(minutes=2)
@@ -153,6 +154,9 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
     live_ids = [c["id"] for c in calls if c["state"] != State.ENDED]
     recordings = [events.recording_event(r, r.call) for r in Recording.objects.filter(
         call_id__in=live_ids).select_related("call")]
+    # A manager supervising the talk right now: the agent's notice survives a reload (as SUPERVISION_NOTICE allows).
+    supervisions = [events.supervision_event(s, s.call, notice) for s in Supervision.objects.filter(
+        call_id__in=live_ids, ended_at__isnull=True).select_related("call", "manager") if (notice := notice_for(s))]
     return {
         "type": "snapshot",
         "scope": "console",
@@ -161,6 +165,7 @@ def console_snapshot(*, campaign_id: int, session_id: int | None, now: dt.dateti
         "session": events.agent_event(session) if session else None,
         "calls": calls,
         "recordings": recordings,  # so a reload mid-talk still offers pause / resume
+        "supervisions": supervisions,
         "stats": agent_stats_today(session=session, now=now),
         "dialing": dialing_now(campaign=campaign, now=now),
     }

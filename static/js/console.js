@@ -63,7 +63,8 @@
       if (snapshot.session) state.sessionId = snapshot.session.id;
       // A watching manager who took calls earlier and reloaded: reattach the phone to that session.
       if (cfg.watchOnly && !state.softphone && snapshot.session && snapshot.session.state !== "offline") join();
-      const rows = [snapshot.campaign, ...snapshot.calls, ...(snapshot.recordings || [])];
+      const rows = [snapshot.campaign, ...snapshot.calls, ...(snapshot.recordings || []),
+                    ...(snapshot.supervisions || [])];
       if (snapshot.dialing) rows.push(snapshot.dialing);
       if (snapshot.session) rows.push(snapshot.session);
       state.store.replace(rows);

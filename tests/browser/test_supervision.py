@@ -107,6 +107,7 @@ def test_a_manager_listens_whispers_barges_and_leaves_from_the_wallboard(floor, 
     # Reloads pick the state up from the snapshots: the console still offers pause, the wallboard still whispers.
     console.reload()
     expect(console.locator("#recording-state")).to_have_text("● Recording")
+    expect(console.locator("#supervision-notice")).to_have_text("Mia Chen is coaching you: only you can hear them.")
     board.reload()
     row = board.locator("#calls tr", has_text="Ada Nguyen")
     expect(row.get_by_role("button", name="Whisper")).to_have_attribute("aria-pressed", "true")
