@@ -52,13 +52,18 @@ class Held:
 # -- calling hours ---------------------------------------------------------------------------------------------
 
 
-def _days(campaign: Campaign) -> set[int]:
-    return set(campaign.window_days or [1, 2, 3, 4, 5])
+# A campaign that lists no calling days calls Monday to Friday (ISO weekdays).
+DEFAULT_WINDOW_DAYS = (1, 2, 3, 4, 5)
+
+
+def calling_days(campaign: Campaign) -> set[int]:
+    """The ISO weekdays the campaign calls on, in the contact's own time zone."""
+    return set(campaign.window_days or DEFAULT_WINDOW_DAYS)
 
 
 def zones_open(zones: set[str], campaign: Campaign, now: dt.datetime) -> set[str]:
     """The time zones in which it is now inside the campaign's calling window (local days and hours)."""
-    days = _days(campaign)
+    days = calling_days(campaign)
     open_zones = set()
     for name in zones:
         local = _local(now, name)
@@ -254,8 +259,8 @@ def _outside_hours(campaign: Campaign, pending, now: dt.datetime) -> Held:
     if local is None:
         return Held("outside_hours", "Outside calling hours in every contact's time zone.")
     start = campaign.window_start.strftime("%H:%M")
-    if local.isoweekday() not in _days(campaign):
-        days = ", ".join(WEEKDAYS[d - 1] for d in sorted(_days(campaign)))
+    if local.isoweekday() not in calling_days(campaign):
+        days = ", ".join(WEEKDAYS[d - 1] for d in sorted(calling_days(campaign)))
         return Held("no_calling_today", f"No calling today in most contacts' time zones (calling days: {days}).")
     if local.time() < campaign.window_start:
         return Held("outside_hours", f"Outside calling hours until {start} in most contacts' time zones.")

@@ -22,6 +22,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from campaigns.models import Campaign, DispositionCode
+from voice.gate import calling_days
 from voice.reports.models import CallHourStat, RollupMark
 from voice.reports.period import Period
 
@@ -151,11 +152,11 @@ def _lock(campaign_id: int) -> None:
 
 
 def _call_params(campaign: Campaign) -> dict:
-    from voice.reports.selectors import DEFAULT_WINDOW_DAYS, _zone_names
+    from voice.reports.selectors import _zone_names
 
     return {"campaign": campaign.pk, "zones": _zone_names(), "min_ring_s": float(campaign.min_ring_s),
             "window_start": campaign.window_start, "window_end": campaign.window_end,
-            "days": list(campaign.window_days or DEFAULT_WINDOW_DAYS)}
+            "days": sorted(calling_days(campaign))}
 
 
 def _settings_fingerprint(campaign: Campaign, params: dict) -> str:

@@ -32,13 +32,13 @@ from django.db.models import Q
 from django.utils import timezone
 
 from campaigns.models import AgentSession, AgentStateChange, Campaign, Contact, DispositionCode, DoNotCall
+from voice.gate import calling_days
 from voice.models import Call, WebhookEvent
 from voice.reports import rollups
 from voice.reports.period import Period
 from voice.states import Outcome
 
 ROLLING_DAYS = 30
-DEFAULT_WINDOW_DAYS = [1, 2, 3, 4, 5]  # the dial gate's default when a campaign lists no days
 # Mirrors voice.models.human_answered_q in SQL (a test holds the two together).
 HUMAN_SQL = "(c.answered_by = 'human' OR c.outcome IN ('talked', 'abandoned'))"
 MACHINE_SQL = "(c.answered_by LIKE 'machine%%' OR c.answered_by = 'fax')"
@@ -517,7 +517,7 @@ def outside_window(*, campaign: Campaign, period: Period, refresh: bool = True) 
     contact whose time zone is unknown. Should be none: the dial gate checks the same window."""
     return _rows(OUTSIDE_WINDOW_SQL, {
         "zones": _zone_names(), "campaign": campaign.pk, "window_start": campaign.window_start,
-        "window_end": campaign.window_end, "days": list(campaign.window_days or DEFAULT_WINDOW_DAYS),
+        "window_end": campaign.window_end, "days": sorted(calling_days(campaign)),
         **_flagged_hours(campaign, period, "outside_window", refresh)})
 
 
