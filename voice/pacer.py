@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from django.db import connection
 from django.db.models import Avg, Count, Q, StdDev
@@ -97,8 +98,9 @@ def measured_stats(campaign: Campaign, *, now: dt.datetime | None = None, window
     share = (lambda n: n / dials) if dials else (lambda n: 0.0)
     talk_mean = float(counts["talk_mean"] or prior.talk_mean_s)
     talk_cv = float(counts["talk_sd"] / talk_mean) if counts["talk_sd"] and talk_mean else prior.talk_cv
-    measured = pacing.PacingStats(
-        human=share(counts["humans"]), machine=share(counts["machines"]), no_answer=share(counts["no_answer"]),
+    # What is not measured here (pickup, machine AMD latency, wrap quantiles) stays the prior's.
+    measured = replace(
+        prior, human=share(counts["humans"]), machine=share(counts["machines"]), no_answer=share(counts["no_answer"]),
         busy_failed=share(counts["busy_failed"]),
         amd_human_mean_s=(counts["amd_mean"] or prior.amd_human_mean_s * 1000) / 1000,
         amd_human_sd_s=(counts["amd_sd"] or prior.amd_human_sd_s * 1000) / 1000,

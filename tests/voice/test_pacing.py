@@ -9,7 +9,6 @@ from voice.pacing import (
     AgentView,
     LineView,
     PacingSettings,
-    PacingStats,
     blend,
     decide,
     governed_lines,
@@ -176,7 +175,8 @@ def test_fixed_threshold_overrides_the_budget():
 
 
 def test_blend_uses_the_prior_without_samples_and_the_measurement_with_many():
-    measured = PacingStats(human=0.2, machine=0.3, no_answer=0.4, busy_failed=0.1, talk_mean_s=90.0, wrap_q=(5.0,) * 11)
+    measured = replace(REFERENCE_PRIOR, human=0.2, machine=0.3, no_answer=0.4, busy_failed=0.1, talk_mean_s=90.0,
+                       wrap_q=(5.0,) * 11)
     assert blend(measured).human == pytest.approx(REFERENCE_PRIOR.human)
     many = blend(replace(measured, dials=100_000, conversations=10_000))
     assert many.human == pytest.approx(0.2, abs=0.001)

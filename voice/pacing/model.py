@@ -14,6 +14,8 @@ from itertools import pairwise
 from operator import mul
 from typing import Literal, NamedTuple
 
+from voice.pacing.population import REFERENCE_B2B, Population
+
 Mode = Literal["preview", "progressive", "parallel", "predictive"]
 AgentState = Literal["ready", "on_call", "wrap_up", "paused"]
 LineState = Literal["dialing", "ringing", "answered", "holding"]
@@ -105,19 +107,19 @@ class PacingStats:
     `abandoned` are also the rolling-window counts the abandonment cap is measured on.
     """
 
-    human: float = 0.08
-    machine: float = 0.25
-    no_answer: float = 0.57
-    busy_failed: float = 0.10
-    human_pickup_q: tuple[float, ...] = tuple(4.0 + 16.0 * p for p in QUANTILE_LEVELS)
-    machine_pickup_q: tuple[float, ...] = tuple(15.0 + 10.0 * p for p in QUANTILE_LEVELS)
-    amd_human_mean_s: float = 3.0
-    amd_human_sd_s: float = 1.0
-    amd_machine_mean_s: float = 4.0
-    amd_machine_sd_s: float = 0.3
-    talk_mean_s: float = 180.0
-    talk_cv: float = 0.8
-    wrap_q: tuple[float, ...] = tuple(20.0 + 20.0 * p for p in QUANTILE_LEVELS)
+    human: float
+    machine: float
+    no_answer: float
+    busy_failed: float
+    human_pickup_q: tuple[float, ...]
+    machine_pickup_q: tuple[float, ...]
+    amd_human_mean_s: float
+    amd_human_sd_s: float
+    amd_machine_mean_s: float
+    amd_machine_sd_s: float
+    talk_mean_s: float
+    talk_cv: float
+    wrap_q: tuple[float, ...]
     dials: int = 0
     humans: int = 0
     machines: int = 0
@@ -137,8 +139,35 @@ class PacingStats:
         )  # fmt: skip
 
 
-# The reference B2B population (shared/reference/pacing-and-performance.md §6.1): the prior of every campaign.
-REFERENCE_PRIOR = PacingStats()
+def stats_from_population(population: Population, *, amd_machine_sd_s: float = 0.0) -> PacingStats:
+    """The statistics a campaign calling this population measures in the long run (what the pacer is given)."""
+
+    def uniform_q(lo_hi: tuple[float, float]) -> tuple[float, ...]:
+        lo, hi = lo_hi
+        return tuple(lo + (hi - lo) * p for p in QUANTILE_LEVELS)
+
+    return PacingStats(
+        # Twilio's `unknown` is connected (the default policy), so it counts with the humans.
+        human=population.human + population.unknown,
+        machine=population.machine + population.fax,
+        no_answer=population.no_answer,
+        busy_failed=population.busy + population.failed,
+        human_pickup_q=uniform_q(population.human_pickup_s),
+        machine_pickup_q=uniform_q(population.machine_pickup_s),
+        amd_human_mean_s=population.amd_human_s[0],
+        amd_human_sd_s=population.amd_human_s[1],
+        amd_machine_mean_s=population.amd_machine_s,
+        amd_machine_sd_s=amd_machine_sd_s,
+        talk_mean_s=population.talk_mean_s,
+        talk_cv=population.talk_cv,
+        wrap_q=uniform_q(population.wrap_s),
+    )
+
+
+# The prior of every campaign: the reference B2B population (shared/reference/pacing-and-performance.md §6.1),
+# the one encoding the sandbox and the simulator play out too. Its machines all answer at one latency; the prior
+# allows them a little spread (0.3 s), so a campaign's own machines are not judged against a point.
+REFERENCE_PRIOR = stats_from_population(REFERENCE_B2B, amd_machine_sd_s=0.3)
 
 
 def blend(

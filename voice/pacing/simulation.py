@@ -31,7 +31,6 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 from voice.pacing import (
-    QUANTILE_LEVELS,
     AgentView,
     LineView,
     Mode,
@@ -39,6 +38,7 @@ from voice.pacing import (
     PacingStats,
     decide,
 )
+from voice.pacing.model import stats_from_population
 from voice.pacing.population import REFERENCE_B2B, Behaviour, Population
 
 MIN_AGENT_HOURS = 200.0
@@ -51,31 +51,6 @@ _PICKUP, _VERDICT, _LINE_END, _HOLD_END, _TALK_END, _WRAP_END, _RIPE = range(7)
 def default_hours(agents: int) -> float:
     """Enough simulated hours for MIN_AGENT_HOURS agent-hours."""
     return MIN_AGENT_HOURS / max(1, agents)
-
-
-def stats_from_population(population: Population) -> PacingStats:
-    """The statistics a campaign calling this population measures in the long run (what the pacer is given)."""
-
-    def uniform_q(lo_hi: tuple[float, float]) -> tuple[float, ...]:
-        lo, hi = lo_hi
-        return tuple(lo + (hi - lo) * p for p in QUANTILE_LEVELS)
-
-    return PacingStats(
-        # Twilio's `unknown` is connected (the default policy), so it counts with the humans.
-        human=population.human + population.unknown,
-        machine=population.machine + population.fax,
-        no_answer=population.no_answer,
-        busy_failed=population.busy + population.failed,
-        human_pickup_q=uniform_q(population.human_pickup_s),
-        machine_pickup_q=uniform_q(population.machine_pickup_s),
-        amd_human_mean_s=population.amd_human_s[0],
-        amd_human_sd_s=population.amd_human_s[1],
-        amd_machine_mean_s=population.amd_machine_s,
-        amd_machine_sd_s=0.0,
-        talk_mean_s=population.talk_mean_s,
-        talk_cv=population.talk_cv,
-        wrap_q=uniform_q(population.wrap_s),
-    )
 
 
 @dataclass(frozen=True)
