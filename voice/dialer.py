@@ -138,7 +138,7 @@ class Dialer:
         waiting = set(AgentSession.objects.filter(state=AgentSession.State.READY)
                       .values_list("campaign_id", flat=True).distinct())
         for campaign in Campaign.objects.filter(pk__in=waiting):
-            stats = self._cached_stats(campaign) if campaign.status == Campaign.Status.RUNNING else None
+            stats = self._cached_stats(campaign) if gate.wants_stats(campaign) else None
             held = gate.held_reason(campaign, now, stats=stats)
             if self._held.get(campaign.pk, "unknown") != held:
                 self._held[campaign.pk] = held

@@ -169,8 +169,8 @@ def agent_leg_dialed(*, session_id: int, identity: str, call_sid: str) -> AgentS
         session.agent_call_sid = call_sid
         # The TwiML we answer puts the leg straight into the room; the participant-join event confirms it.
         session.in_room = True
+        # Saving a ready agent's presence offers them the humans waiting on hold (after commit).
         session_save_presence(session)
-    transaction.on_commit(lambda: call_services.calls_route_waiting(campaign_id=session.campaign_id))
     return session
 
 

@@ -162,8 +162,8 @@ def place(*, campaign: Campaign, dial_for: list[int | None], now: dt.datetime, c
         return []
     ready = {s.pk: s for s in AgentSession.objects.filter(
         campaign=campaign, state=AgentSession.State.READY, in_room=True).select_related("agent")}
-    held = _reserved_busy(list(ready.values()))
-    dial_for = [agent for agent in dial_for if agent not in held]
+    kept_free = _reserved_busy(list(ready.values()))
+    dial_for = [agent for agent in dial_for if agent not in kept_free]
     cps = settings.TWILIO_CPS if cps is None else cps
     granted = throttle_take(wanted=len(dial_for), cps=cps, now=now)
     dial_for = dial_for[:granted]
@@ -212,6 +212,11 @@ def dial_for_agent(*, campaign: Campaign, session: AgentSession, now: dt.datetim
 # -- why nothing is dialed -----------------------------------------------------------------------------------------
 
 
+def wants_stats(campaign: Campaign) -> bool:
+    """Whether `held_reason` reads the campaign's measured figures (the governor's report in parallel mode)."""
+    return campaign.status == Campaign.Status.RUNNING and campaign.dial_mode == Campaign.DialMode.PARALLEL
+
+
 def _status_held(campaign: Campaign) -> Held:
     words = {Campaign.Status.DRAFT: "The campaign has not been started.",
              Campaign.Status.PAUSED: "The campaign is paused.",
@@ -222,7 +227,8 @@ def _status_held(campaign: Campaign) -> Held:
 def held_reason(campaign: Campaign, now: dt.datetime, *, stats: pacing.PacingStats | None = None,
                 cps_spent: bool = False) -> Held | None:
     """Why a ready agent gets no line now, in plain words, from the gate's own rules; None when dialing can go
-    on. `stats` (the pacer's) also reports the governor holding parallel lines back."""
+    on. `stats` (the pacer's) also reports the governor holding parallel lines back: only parallel mode reads them,
+    so callers need not measure them for other modes (`wants_stats`)."""
     if campaign.status != Campaign.Status.RUNNING:
         return _status_held(campaign)
     zones = pending_zones(campaign)

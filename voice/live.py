@@ -120,7 +120,7 @@ def wallboard_stats(*, campaign: Campaign, now: dt.datetime | None = None) -> di
 def dialing_now(*, campaign: Campaign, now: dt.datetime) -> dict:
     """Why ready agents get no line right now (the gate's own words), as the `dialing` event the worker sends
     when it changes."""
-    stats = pacer.measured_stats(campaign, now=now) if campaign.status == Campaign.Status.RUNNING else None
+    stats = pacer.measured_stats(campaign, now=now) if gate.wants_stats(campaign) else None
     held = gate.held_reason(campaign, now, stats=stats)
     return events.dialing_event(campaign.pk, held.as_json() if held else None)
 
