@@ -1,4 +1,4 @@
-"""Campaign and agent-session states as data: the one place that says which moves are allowed.
+"""Campaign states as data: the one place that says which moves a campaign may make.
 
 The services enforce these tables; admin's buttons and the pages' JavaScript read them (they are handed to the
 pages as JSON), so a button is never offered for a move the service would refuse.
@@ -6,10 +6,9 @@ pages as JSON), so a button is never offered for a move the service would refuse
 
 from __future__ import annotations
 
-from campaigns.models import AgentSession, Campaign
+from campaigns.models import Campaign
 
 Status = Campaign.Status
-State = AgentSession.State
 
 CAMPAIGN_TRANSITIONS: dict[str, frozenset[str]] = {
     Status.DRAFT: frozenset({Status.RUNNING, Status.ENDED}),
@@ -37,11 +36,3 @@ def transitions_json() -> dict[str, list[str]]:
     """The campaign transition table for the pages' scripts."""
     return {str(source): sorted(str(t) for t in targets) for source, targets in CAMPAIGN_TRANSITIONS.items()}
 
-
-# Agent sessions: what an agent may move to by their own command (the call flow moves them to on_call and
-# wrap_up; leaving is always to offline).
-AGENT_COMMANDS: dict[str, frozenset[str]] = {
-    State.READY: frozenset({State.PAUSED, State.WRAP_UP}),
-    State.PAUSED: frozenset({State.READY, State.WRAP_UP}),
-    State.OFFLINE: frozenset({State.PAUSED, State.READY, State.WRAP_UP, State.ON_CALL}),
-}
