@@ -2,7 +2,7 @@
 
 Why several processes: one Python process computes on one core at a time (the GIL). Each worker is a whole copy
 of the app (HTTP and WebSockets); with more than one, events cross processes through Redis, so production sets
-REDIS_URL. Inside a worker, dialer/limits.py bounds the requests running in Django at once.
+REDIS_URL. Inside a worker, HTTP runs on `WEB_REQUEST_CONCURRENCY` threads (dialer/asgi.py).
 
 Every knob comes from the environment (the names are the ones platforms already set):
 - the address comes from the Procfile (`--bind 0.0.0.0:$PORT`);

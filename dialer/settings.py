@@ -113,7 +113,8 @@ else:
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# HTTP requests one web process runs inside Django at once (dialer/limits.py); the rest wait in the event loop.
+# HTTP requests one web process runs inside Django at once: its threads (dialer/asgi.py); the rest wait in the
+# event loop.
 # Keep it under DATABASE_POOL_MAX: the sockets' reads and the hold timers need connections too.
 WEB_REQUEST_CONCURRENCY = env.int("WEB_REQUEST_CONCURRENCY", default=4)
 

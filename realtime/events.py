@@ -42,9 +42,10 @@ async def _group_send_all(layer, groups: tuple[str, ...], message: dict) -> None
             log.exception("publish to %s failed", group)
 
 
-# The event loop that serves this process's sockets (set by the consumers). Events published from plain threads
-# (the pacer worker, hold timers) are handed to it: the in-memory layer's queues belong to that loop, and a
-# foreign loop's put would sit unseen until something else woke it. With Redis it also saves a loop per event.
+# The event loop that serves this process's sockets and HTTP requests (set by the consumers and dialer.asgi).
+# Events published from plain threads (HTTP requests, the pacer worker, hold timers) are handed to it: the
+# in-memory layer's queues belong to that loop, and a foreign loop's put would sit unseen until something else
+# woke it. With Redis it also saves a loop (and a connection) per event.
 _server_loop: asyncio.AbstractEventLoop | None = None
 SEND_TIMEOUT_S = 5.0
 

@@ -6,10 +6,8 @@ is a 502 with what Twilio said, and nothing was changed here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from functools import wraps
 
-from asgiref.sync import sync_to_async
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -101,18 +99,11 @@ def recording_audio(request: HttpRequest, recording_id: int) -> HttpResponse:
         return HttpResponse(str(exc), status=404, content_type="text/plain")
     except gateway.GatewayError as exc:
         return HttpResponse(f"Twilio could not serve the recording: {exc}", status=502, content_type="text/plain")
-    response = StreamingHttpResponse(_async_chunks(chunks), content_type=content_type)
+    response = StreamingHttpResponse(chunks, content_type=content_type)
     response["Cache-Control"] = "private, no-store"
     response["Content-Disposition"] = f'inline; filename="call-{recording.call_id}.wav"'
     return response
 
-
-async def _async_chunks(chunks: Iterator[bytes]) -> AsyncIterator[bytes]:
-    """Under ASGI (daphne) Django would read a synchronous iterator to the end before sending a byte; this hands
-    each chunk on as it arrives from Twilio, reading it in a worker thread."""
-    done = object()
-    while (chunk := await sync_to_async(next, thread_sensitive=False)(chunks, done)) is not done:
-        yield chunk
 
 
 @login_required

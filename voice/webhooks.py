@@ -11,7 +11,6 @@ import time
 from functools import wraps
 
 from django.conf import settings
-from django.db import close_old_connections, connection
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -63,17 +62,6 @@ def signature_is_valid(request: HttpRequest) -> bool:
     return RequestValidator(token).validate(url, request.POST, signature)
 
 
-def _give_back_connections() -> None:
-    """Return the request's database connection to the pool as soon as the answer is decided.
-
-    Under ASGI, Django gives it back only when the response is closed, and that runs on the process's one sync
-    thread behind every view still queued: under a backlog each answered webhook keeps its connection until the
-    pool runs dry (PoolTimeout, 500s; seen at 30 req/s on a loaded machine). Nothing after the view needs it: the
-    effects ran on commit, inside the view. Inside a test's wrapping transaction it is left alone.
-    """
-    if not connection.in_atomic_block:
-        close_old_connections()
-
 
 def _params(request: HttpRequest) -> dict:
     return {key: values[0] if len(values) == 1 else values for key, values in request.POST.lists()}
@@ -95,10 +83,7 @@ def twilio_webhook(kind: str):
                 forged_log.warning("refused %s webhook with a bad or missing signature from %s",
                                    kind, request.META.get("REMOTE_ADDR", "?"))
                 return HttpResponse("invalid signature", status=403, content_type="text/plain")
-            try:
-                return view(request, *args, **kwargs)
-            finally:
-                _give_back_connections()
+            return view(request, *args, **kwargs)
 
         return wrapper
 

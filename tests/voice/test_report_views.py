@@ -181,26 +181,41 @@ def test_safe_cell(value, cell):
     assert exports.safe_cell(value) == cell
 
 
-def test_under_asgi_the_export_streams_asynchronously(transactional_db, async_client):
-    """Daphne serves the app: a synchronous iterator would be collected into one list before the first byte."""
+def test_the_production_app_streams_the_export(transactional_db, client):
+    """Served by dialer.asgi (as the Procfile serves it), an export leaves in several pieces as it is built,
+    not collected into one body first, and arrives whole."""
     import asyncio
+    import urllib.parse
 
-    from asgiref.sync import sync_to_async
-    from django.db import connections
+    from asgiref.testing import ApplicationCommunicator
+    from django.conf import settings
+
+    from dialer.asgi import application
 
     floor = build_floor(day1=DAY1)
+    client.force_login(floor.manager)
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
+             "path": url(floor, "reports/calls.csv"), "raw_path": url(floor, "reports/calls.csv").encode(),
+             "query_string": urllib.parse.urlencode(PERIOD).encode(), "root_path": "",
+             "headers": [(b"host", b"localhost"), (b"cookie", cookie.encode())],
+             "client": ("127.0.0.1", 50000), "server": ("localhost", 80)}
 
-    async def fetch():
-        await async_client.aforce_login(floor.manager)
-        response = await async_client.get(url(floor, "reports/calls.csv"), PERIOD)
-        assert response.status_code == 200 and response.is_async
-        try:
-            return b"".join([chunk async for chunk in response.streaming_content])
-        finally:
-            # The requests ran in asgiref's thread: close its connection so the test database can be dropped.
-            await sync_to_async(connections.close_all)()
+    async def fetch() -> tuple[dict, list[bytes]]:
+        app = ApplicationCommunicator(application, scope)
+        await app.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await app.receive_output(timeout=10)
+        pieces = []
+        while True:
+            message = await app.receive_output(timeout=10)
+            pieces.append(message.get("body", b""))
+            if not message.get("more_body"):
+                return start, pieces
 
-    body = asyncio.run(fetch())
+    start, pieces = asyncio.run(fetch())
+    assert start["status"] == 200
+    assert len([piece for piece in pieces if piece]) >= 2, "streamed, not built whole before the first byte"
+    body = b"".join(pieces)
     assert body.startswith(b"\xef\xbb\xbf") and body.count(b"\n") == 12
 
 

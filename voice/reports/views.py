@@ -6,11 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from functools import wraps
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -74,20 +72,9 @@ def compliance_page(request: HttpRequest, campaign: Campaign, period: Period) ->
         })
 
 
-async def _async_chunks(chunks: Iterator[bytes]):
-    """Under ASGI a streamed response must be an async iterator, or Django collects it into a list first. Each
-    batch runs in the request's own database thread."""
-    iterator = iter(chunks)
-    while True:
-        chunk = await sync_to_async(next, thread_sensitive=True)(iterator, None)
-        if chunk is None:
-            return
-        yield chunk
-
 
 def _csv_response(request: HttpRequest, chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
-    content = _async_chunks(chunks) if isinstance(request, ASGIRequest) else chunks
-    response = StreamingHttpResponse(content, content_type="text/csv; charset=utf-8")
+    response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
     response["X-Content-Type-Options"] = "nosniff"
