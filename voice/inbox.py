@@ -12,6 +12,7 @@ import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from django.db import IntegrityError, transaction
@@ -23,6 +24,7 @@ from voice import floor, presence, recordings, services, states, supervision, tw
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 Kind = WebhookEvent.Kind
 Processing = WebhookEvent.Processing
@@ -146,18 +148,25 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
     stored = False
     try:
         with transaction.atomic():
+            # Written with the outcome it will almost always have: the transaction makes that true or takes the
+            # row back, so it costs no second write (the rare other outcomes below rewrite it).
+            _mark(row, Processing.PROCESSED, "")
+            row.attempts = 1
             row.save()
             stored = True
             handler = HANDLERS.get(_route(row))
             if handler is None:
-                _finish(row, Processing.IGNORED, f"no handler for {row.path}")
+                _remark(row, Processing.IGNORED, f"no handler for {row.path}")
                 return Received(row, False, twiml.polite_hangup() if voice else None)
             answer, applied = handler(row)
-            _finish(row, Processing.PROCESSED if applied else Processing.IGNORED, "" if applied else "unknown call")
+            if not applied:
+                _remark(row, Processing.IGNORED, "unknown call")
             return Received(row, False, answer)
     except IntegrityError:
         if stored:
             return _failed(row, voice)
+        # Not stored: the row goes back to what it is before anything was applied.
+        row.status, row.processed_at, row.attempts = Processing.PENDING, None, 0
         if _take_key_from_failed(row):
             # Twilio's retry of a report whose first processing failed: apply it now (the failed row is kept).
             try:
@@ -246,10 +255,20 @@ def webhook_replay(*, event: WebhookEvent) -> str:
     return event.status
 
 
-def _finish(event: WebhookEvent, status: str, error: str) -> None:
+def _mark(event: WebhookEvent, status: str, error: str) -> None:
     event.status = status
     event.error = error
     event.processed_at = timezone.now()
+
+
+def _remark(event: WebhookEvent, status: str, error: str) -> None:
+    """Another outcome than the one the row was written with (same attempt)."""
+    _mark(event, status, error)
+    event.save(update_fields=["status", "error", "processed_at"])
+
+
+def _finish(event: WebhookEvent, status: str, error: str) -> None:
+    _mark(event, status, error)
     event.attempts += 1
     event.save(update_fields=["status", "error", "processed_at", "attempts"])
 
@@ -269,8 +288,15 @@ def _query(event: WebhookEvent, name: str) -> str | None:
     return values[0] if values else None
 
 
-def _call(event: WebhookEvent) -> Call | None:
-    return services.call_find(call_id=_query(event, "call"), sid=_one(event.params, "CallSid") or None)
+def _on_call(event: WebhookEvent, apply: Callable[[int], T]) -> T | None:
+    """`apply(call_id)` to the call a webhook is about, None if there is none: by our id in the URL, straight
+    into the fact's locked read (no read before it); else, or when that id is unknown, by the leg's SID."""
+    call_id = _query(event, "call")
+    if call_id and call_id.isdigit():
+        with contextlib.suppress(Call.DoesNotExist):
+            return apply(int(call_id))
+    found = services.call_id_by_sid(_one(event.params, "CallSid"))
+    return apply(found) if found is not None else None
 
 
 # -- handlers: (event) -> (answer, applied) ------------------------------------------------------------
@@ -282,11 +308,9 @@ def _on_status(event: WebhookEvent) -> tuple[None, bool]:
         raise Malformed(f"CallStatus {status!r} is not a Twilio call status")
     sequence = _int(event.params, "SequenceNumber")
     duration = _int(event.params, "CallDuration")
-    call = _call(event)
-    if call is None:
-        return None, False
-    services.call_on_status(call=call, status=status, sequence=sequence, duration_s=duration, webhook=event)
-    return None, True
+    applied = _on_call(event, lambda call_id: services.call_on_status(
+        call_id=call_id, status=status, sequence=sequence, duration_s=duration, webhook=event))
+    return None, applied is not None
 
 
 def _on_amd(event: WebhookEvent) -> tuple[None, bool]:
@@ -294,11 +318,9 @@ def _on_amd(event: WebhookEvent) -> tuple[None, bool]:
     if answered_by not in states.ANSWERED_BY_VALUES:
         raise Malformed(f"AnsweredBy {answered_by!r} is not an AMD verdict")
     duration = _int(event.params, "MachineDetectionDuration")
-    call = _call(event)
-    if call is None:
-        return None, False
-    services.call_on_amd(call=call, answered_by=answered_by, duration_ms=duration, webhook=event)
-    return None, True
+    applied = _on_call(event, lambda call_id: services.call_on_amd(
+        call_id=call_id, answered_by=answered_by, duration_ms=duration, webhook=event))
+    return None, applied is not None
 
 
 def _twiml_for(call: Call, kind: states.Twiml) -> str:
@@ -319,11 +341,10 @@ def _twiml_for(call: Call, kind: states.Twiml) -> str:
 
 
 def _on_customer_answer(event: WebhookEvent) -> tuple[str, bool]:
-    call = _call(event)
-    if call is None:
+    fetched = _on_call(event, lambda call_id: services.call_on_voice_fetch(call_id=call_id, webhook=event))
+    if fetched is None:
         return twiml.polite_hangup(), False
-    call, kind = services.call_on_voice_fetch(call=call, webhook=event)
-    return _twiml_for(call, kind), True
+    return _twiml_for(*fetched), True
 
 
 def _on_redirect_fetch(event: WebhookEvent) -> tuple[str, bool]:

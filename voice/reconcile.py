@@ -88,7 +88,7 @@ def _apply_info(call: Call, info: gateway.CallInfo) -> bool:
     if info.status in states.TERMINAL_STATUSES:
         if info.answered_by:
             services.call_apply(call_id=call.pk, fact=states.AmdVerdict(answered_by=info.answered_by))
-        result = services.call_on_status(call=call, status=info.status, sequence=None, duration_s=info.duration_s)
+        result = services.call_on_status(call_id=call.pk, status=info.status, sequence=None, duration_s=info.duration_s)
         return result.changed
     if call.state == State.ANSWERED and not call.answered_by and info.status == "in-progress":
         # The AMD callback was lost (Twilio does not retry): go by what the call resource says, and treat
@@ -140,7 +140,7 @@ def _close_unknown(call: Call, reason: str) -> bool:
     never rang is canceled, so the contact is dialed again soon without losing an attempt)."""
     services.call_record_error(call_id=call.pk, message=f"reconcile: {reason}")
     status = "canceled" if call.state in states.UNANSWERED_STATES else "completed"
-    result = services.call_on_status(call=call, status=status, sequence=None, duration_s=None)
+    result = services.call_on_status(call_id=call.pk, status=status, sequence=None, duration_s=None)
     return result.changed
 
 

@@ -189,6 +189,10 @@ def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: d
     """Write the transition and queue its effects. Caller holds the call lock and the sessions' locks."""
     now = timezone.now()
     from_state = call.state
+    if webhook is not None and webhook.call_sid and not call.sid:
+        # A callback can beat the REST response that carries the SID: this leg's webhook says it.
+        call.sid = webhook.call_sid
+        fields.add("sid")
     fields.add("last_event_at")
     call.last_event_at = now
     if result.answered_by and not call.answered_by:
@@ -367,40 +371,32 @@ def call_create(*, campaign: Campaign, contact: Contact, dialed_for: AgentSessio
 # -- facts from Twilio ------------------------------------------------------------------------------
 
 
-def call_find(*, call_id: str | None, sid: str | None) -> Call | None:
-    """The call a webhook is about: by our id in the URL, else by SID. The SID is filled in if missing."""
-    call = None
-    # Only what finding it needs: the facts re-read the row under its lock anyway.
-    calls = Call.objects.only("id", "sid", "campaign_id", "bridged_to_id")
-    if call_id and str(call_id).isdigit():
-        call = calls.filter(pk=int(call_id)).first()
-    if call is None and sid:
-        call = calls.filter(sid=sid).first()
-    if call is not None and sid and not call.sid:
-        # A callback can beat the REST response that carries the SID.
-        Call.objects.filter(pk=call.pk, sid__isnull=True).update(sid=sid)
-        call.sid = sid
-    return call
+def call_id_by_sid(sid: str) -> int | None:
+    """The call a webhook is about when its URL carries no id of ours (or an unknown one)."""
+    return Call.objects.filter(sid=sid).values_list("pk", flat=True).first() if sid else None
 
 
-def call_on_status(*, call: Call, status: str, sequence: int | None, duration_s: int | None,
+# These take the call's id and raise Call.DoesNotExist for an unknown one: a webhook's call is read once, locked.
+
+
+def call_on_status(*, call_id: int, status: str, sequence: int | None, duration_s: int | None,
                    webhook: WebhookEvent | None = None) -> states.Transition:
     fact = states.Status(status=status, sequence=sequence, duration_s=duration_s)
-    _, result = call_apply(call_id=call.pk, fact=fact, webhook=webhook)
+    _, result = call_apply(call_id=call_id, fact=fact, webhook=webhook)
     return result
 
 
-def call_on_voice_fetch(*, call: Call, webhook: WebhookEvent | None = None) -> tuple[Call, states.Twiml]:
+def call_on_voice_fetch(*, call_id: int, webhook: WebhookEvent | None = None) -> tuple[Call, states.Twiml]:
     """The customer picked up and Twilio asks what to play. Answers by the state after the fact."""
 
-    locked, _ = call_apply(call_id=call.pk, fact=states.TwimlFetched(), webhook=webhook)
+    locked, _ = call_apply(call_id=call_id, fact=states.TwimlFetched(), webhook=webhook)
     return locked, states.twiml_for(call_view(locked))
 
 
-def call_on_amd(*, call: Call, answered_by: str, duration_ms: int | None,
+def call_on_amd(*, call_id: int, answered_by: str, duration_ms: int | None,
                 webhook: WebhookEvent | None = None) -> states.Transition:
     fact = states.AmdVerdict(answered_by=answered_by, duration_ms=duration_ms)
-    _, result = call_apply(call_id=call.pk, fact=fact, webhook=webhook)
+    _, result = call_apply(call_id=call_id, fact=fact, webhook=webhook)
     return result
 
 

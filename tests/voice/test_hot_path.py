@@ -52,10 +52,10 @@ def answered_call(webhook, session) -> Call:
     return call
 
 
-def test_a_status_callback_is_one_commit_and_ten_statements(floor, webhook, django_assert_max_num_queries):
+def test_a_status_callback_is_one_commit_and_eight_statements(floor, webhook, django_assert_max_num_queries):
     _, session = floor
     call = placed(session)
-    with django_assert_max_num_queries(10) as captured:
+    with django_assert_max_num_queries(8) as captured:
         response = status(webhook, call, "ringing", 1)
     assert response.status_code == 204
     assert commits(captured) == 1
@@ -64,11 +64,11 @@ def test_a_status_callback_is_one_commit_and_ten_statements(floor, webhook, djan
     assert WebhookEvent.objects.get(call_sid=call.sid, kind="status").status == WebhookEvent.Processing.PROCESSED
 
 
-def test_the_voice_fetch_is_one_commit_and_ten_statements(floor, webhook, django_assert_max_num_queries):
+def test_the_voice_fetch_is_one_commit_and_eight_statements(floor, webhook, django_assert_max_num_queries):
     _, session = floor
     call = placed(session)
     status(webhook, call, "ringing", 1)
-    with django_assert_max_num_queries(10) as captured:
+    with django_assert_max_num_queries(8) as captured:
         response = answer(webhook, call)
     assert b"<Play" in response.content  # the hold audio
     assert commits(captured) == 1
@@ -76,13 +76,13 @@ def test_the_voice_fetch_is_one_commit_and_ten_statements(floor, webhook, django
     assert (call.state, call.twiml_fetched) == (State.ANSWERED, True)
 
 
-def test_a_human_verdict_is_one_commit_and_routes_with_twenty_one_statements(floor, webhook, fake_twilio,
+def test_a_human_verdict_is_one_commit_and_routes_with_nineteen_statements(floor, webhook, fake_twilio,
                                                                             django_assert_max_num_queries):
-    """15 in the transaction (the outbox row and the agent's state-change row included), then, because the test
+    """13 in the transaction (the outbox row and the agent's state-change row included), then, because the test
     settings run the outbox inline (OUTBOX_INLINE), the redirect's own 5, and the read of the sibling lines."""
     _, session = floor
     call = answered_call(webhook, session)
-    with django_assert_max_num_queries(21) as captured:
+    with django_assert_max_num_queries(19) as captured:
         response = amd(webhook, call, "human")
     assert response.status_code == 204
     assert commits(captured) == 1
@@ -95,7 +95,7 @@ def test_a_human_verdict_is_one_commit_and_routes_with_twenty_one_statements(flo
 def test_a_machine_verdict_is_one_commit(floor, webhook, fake_twilio, django_assert_max_num_queries):
     _, session = floor
     call = answered_call(webhook, session)
-    with django_assert_max_num_queries(16) as captured:  # 11 in the transaction, 5 for the inline outbox hang-up
+    with django_assert_max_num_queries(14) as captured:  # 9 in the transaction, 5 for the inline outbox hang-up
         amd(webhook, call, "machine_end_beep")
     assert commits(captured) == 1
     call.refresh_from_db()
@@ -103,12 +103,12 @@ def test_a_machine_verdict_is_one_commit(floor, webhook, fake_twilio, django_ass
     assert fake_twilio.updates(call.sid)  # hung up (no voicemail drop on this campaign)
 
 
-def test_the_redirected_leg_fetching_its_room_is_one_read_and_five_statements(floor, webhook,
+def test_the_redirected_leg_fetching_its_room_is_one_read_and_four_statements(floor, webhook,
                                                                              django_assert_max_num_queries):
     _, session = floor
     call = answered_call(webhook, session)
     amd(webhook, call, "human")
-    with django_assert_max_num_queries(5) as captured:
+    with django_assert_max_num_queries(4) as captured:
         response = webhook("customer-join-conference", params_for(call, CallStatus="in-progress"),
                            query={"call": call.pk})
     assert session.conference_room.encode() in response.content
@@ -121,7 +121,7 @@ def test_the_end_of_a_talk_is_one_commit_and_one_wake_up(floor, webhook, django_
     amd(webhook, call, "human")
     webhook("conference-events", {**params_for(call), "ConferenceSid": "CF1", "SequenceNumber": "1",
                                   "StatusCallbackEvent": "participant-join"}, query={"call": call.pk})
-    with django_assert_max_num_queries(16) as captured:
+    with django_assert_max_num_queries(14) as captured:
         status(webhook, call, "completed", 3, CallDuration="42")
     assert commits(captured) == 1
     assert sum("pg_notify" in query["sql"] for query in captured.captured_queries) == 1

@@ -98,7 +98,7 @@ def test_two_humans_at_once_for_one_agent_never_both_reach_them(fake_twilio, oth
                               timeout_s=4.0)
         # Reset the floor for the next round: both talks end, both agents ready again.
         for call in (first, second):
-            services.call_on_status(call=call, status="completed", sequence=9, duration_s=1)
+            services.call_on_status(call_id=call.pk, status="completed", sequence=9, duration_s=1)
         AgentSession.objects.filter(pk__in=[agent.pk, other.pk]).update(
             state=AgentSession.State.READY if other_agent_ready else AgentSession.State.PAUSED)
         AgentSession.objects.filter(pk=agent.pk).update(state=AgentSession.State.READY)

@@ -362,3 +362,35 @@ def test_a_release_during_a_failing_create_ends_the_call(floor, fake_twilio, mon
     call.refresh_from_db()
     assert call.state == states.State.ENDED and call.outcome == "invalid_number"
     assert Contact.objects.get(pk=contact.pk).status == Contact.Status.INVALID
+
+
+def test_a_callback_that_beats_the_rest_answer_fills_in_the_sid(floor, webhook):
+    """Twilio can call back before its answer to the create (which carries the SID) is stored: the callback's own
+    CallSid fills the blank, so the next callbacks (found by SID too) and a hang-up find the call."""
+    _, session = floor
+    call = place(session)
+    sid = call.sid
+    Call.objects.filter(pk=call.pk).update(sid=None)
+    call.sid = sid
+    status(webhook, call, "ringing", 1)
+    call.refresh_from_db()
+    assert (call.sid, call.state) == (sid, "ringing")
+
+
+def test_a_callback_with_an_unknown_call_id_is_applied_to_the_call_its_sid_names(floor, webhook):
+    _, session = floor
+    call = place(session)
+    response = webhook("status", params_for(call, CallStatus="ringing", SequenceNumber="1"), query={"call": 999999})
+    assert response.status_code == 204
+    call.refresh_from_db()
+    assert call.state == "ringing"
+    assert WebhookEvent.objects.get(call_sid=call.sid, kind="status").status == WebhookEvent.Processing.PROCESSED
+
+
+def test_a_callback_for_no_call_at_all_is_kept_as_ignored(webhook, db):
+    params = {"CallSid": "CA" + "f" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
+              "SequenceNumber": "1"}
+    response = webhook("status", params, query={"call": 999999})
+    assert response.status_code == 204
+    row = WebhookEvent.objects.get(call_sid=params["CallSid"])
+    assert (row.status, row.error, row.attempts) == (WebhookEvent.Processing.IGNORED, "unknown call", 1)
