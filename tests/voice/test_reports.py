@@ -12,10 +12,10 @@ from django.db import connections
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from campaigns.models import AgentStateChange, Disposition
+from campaigns.models import AgentStateChange
 from tests import factories
 from tests.voice.report_data import EXPECTED, build_floor
-from voice.models import Call, human_answered_q
+from voice.models import Call, Disposition, human_answered_q
 from voice.reports import rollups, selectors
 from voice.reports.models import CallHourStat
 from voice.reports.period import BadPeriod, period_from_params
