@@ -12,7 +12,8 @@ from voice.states import MACHINE_VERDICTS, Outcome, State, verdict
 
 def machine_q() -> Q:
     """AMD said machine or fax (the campaign's "unknown" policy aside): the pacer's machine share."""
-    return Q(answered_by__in=[*MACHINE_VERDICTS, "fax"])
+    # Sorted: the reports compile this into SQL text, which should read the same in every process.
+    return Q(answered_by__in=[*sorted(MACHINE_VERDICTS), "fax"])
 
 
 def human_answered_q() -> Q:
