@@ -23,7 +23,7 @@ from django.utils.html import format_html
 from campaigns import services
 from campaigns.forms import CampaignAdminForm, ContactAdminForm, ContactImportForm, DoNotCallAdminForm
 from campaigns.imports import ContactImportError, contacts_import_csv
-from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
+from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from campaigns.phones import phone_in_search
 
 # How many problem rows the import page lists; the counts above the table are always complete.
@@ -324,25 +324,6 @@ class AgentSessionAdmin(admin.ModelAdmin):
         extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False,
                          "show_save_and_add_another": False}
         return super().change_view(request, object_id, form_url, extra_context)
-
-@admin.register(Disposition)
-class DispositionAdmin(ReadOnlyMixin, admin.ModelAdmin):
-    """What agents recorded after their calls. Read only: it is the record of what was said."""
-
-    list_display = ("created_at", "contact", "campaign", "agent", "code", "short_notes", "callback_at")
-    list_filter = ("contact__campaign", "code__label", "agent")
-    search_fields = ("contact__phone", "contact__name", "notes")
-    list_select_related = ("contact__campaign", "agent", "code")
-    date_hierarchy = "created_at"
-
-    @admin.display(description="Campaign", ordering="contact__campaign__name")
-    def campaign(self, disposition: Disposition) -> Campaign:
-        return disposition.contact.campaign
-
-    @admin.display(description="Notes")
-    def short_notes(self, disposition: Disposition) -> str:
-        notes = disposition.notes
-        return notes if len(notes) <= 80 else notes[:79] + "…"
 
 
 # -- user accounts ------------------------------------------------------------------------------------------

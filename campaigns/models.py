@@ -1,4 +1,5 @@
-"""Campaigns, their contacts, do-not-call lists, dispositions and agent sessions.
+"""Campaigns, their contacts, do-not-call lists, disposition codes and agent sessions. (The dispositions agents
+record about calls live in voice.models.)
 
 Rows change only through `campaigns.services` (and `voice.services` for call-driven changes).
 """
@@ -385,26 +386,6 @@ class AgentSession(models.Model):
     def new_room_name() -> str:
         # No PII in room names (Twilio asks for that): a random token.
         return f"room-{uuid.uuid4().hex}"
-
-
-class Disposition(models.Model):
-    """What the agent recorded about one call. One per call: disposing twice is refused."""
-
-    call = models.OneToOneField("voice.Call", on_delete=models.CASCADE, related_name="disposition")
-    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="dispositions")
-    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dispositions")
-    code = models.ForeignKey(DispositionCode, on_delete=models.PROTECT, related_name="+")
-    notes = models.TextField(blank=True)
-    callback_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        # The report rollups find the dispositions written since they were last brought up to date.
-        indexes = [models.Index(fields=["created_at"], name="disposition_created_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.code} by {self.agent}"
 
 
 class AgentStateChange(models.Model):

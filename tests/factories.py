@@ -85,8 +85,7 @@ def make_call(*, campaign: Campaign, contact: Contact, at, outcome: str, answere
     or a person outcome, talked `talk_s` when connected; a disposition by `agent` when `code` is given."""
     import datetime as dt
 
-    from campaigns.models import Disposition
-    from voice.models import Call
+    from voice.models import Call, Disposition
 
     second = dt.timedelta(seconds=1)
     answered = bool(answered_by) or outcome in ("talked", "abandoned", "hung_up_on_hold")

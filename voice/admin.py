@@ -1,6 +1,6 @@
-"""What the dialer recorded: calls with their event timeline, the raw webhook inbox, call events; and the
-call-side parts of the campaign, contact and agent pages (live calls, abandonment, start / pause / end, signing
-agents out), added to `campaigns.admin`'s pages here because `campaigns` never imports `voice`.
+"""What the dialer recorded: calls with their event timeline, the raw webhook inbox, call events, the agents'
+dispositions; and the call-side parts of the campaign, contact and agent pages (live calls, abandonment, start /
+pause / end, signing agents out), added to `campaigns.admin`'s pages here because `campaigns` never imports `voice`.
 
 Calls are read only (they change only through voice.services, under their row lock). Replaying stored
 webhooks runs them through the same code as the first time.
@@ -28,7 +28,16 @@ from campaigns.models import AgentSession, Campaign, Contact
 from campaigns.states import campaign_actions
 from voice import floor
 from voice.gateway import GatewayError
-from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent, human_answered_q
+from voice.models import (
+    Call,
+    CallEffect,
+    CallEvent,
+    Disposition,
+    Recording,
+    Supervision,
+    WebhookEvent,
+    human_answered_q,
+)
 from voice.pacer import pacing_preview
 from voice.recordings import recording_delete
 from voice.selectors import ABANDON_WINDOW
@@ -214,6 +223,26 @@ class CallEffectAdmin(ReadOnlyAdmin):
     search_fields = ("call__sid", "result")
     list_select_related = ("call",)
     raw_id_fields = ("call",)
+
+
+@admin.register(Disposition)
+class DispositionAdmin(ReadOnlyAdmin):
+    """What agents recorded after their calls. Read only: it is the record of what was said."""
+
+    list_display = ("created_at", "contact", "campaign", "agent", "code", "short_notes", "callback_at")
+    list_filter = ("contact__campaign", "code__label", "agent")
+    search_fields = ("contact__phone", "contact__name", "notes")
+    list_select_related = ("contact__campaign", "agent", "code")
+    date_hierarchy = "created_at"
+
+    @admin.display(description="Campaign", ordering="contact__campaign__name")
+    def campaign(self, disposition: Disposition) -> Campaign:
+        return disposition.contact.campaign
+
+    @admin.display(description="Notes")
+    def short_notes(self, disposition: Disposition) -> str:
+        notes = disposition.notes
+        return notes if len(notes) <= 80 else notes[:79] + "…"
 
 
 # -- the call side of the campaign, contact and agent pages -----------------------------------------------

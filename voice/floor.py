@@ -16,13 +16,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns.exceptions import BadInput, IllegalAction
-from campaigns.models import AgentSession, Campaign, Disposition, DispositionCode
+from campaigns.models import AgentSession, Campaign, DispositionCode
 from campaigns.states import CAMPAIGN_TRANSITIONS
 from realtime import events
 from voice import gate, gateway, states
 from voice import services as call_services
 from voice.gateway import Softphone
-from voice.models import Call
+from voice.models import Call, Disposition
 from voice.services import lock_session, session_save_presence, session_set_state, sessions_for_update
 from voice.wake import wake
 

@@ -12,11 +12,11 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from campaigns.exceptions import NotAllowed
-from campaigns.models import AgentSession, Campaign, Disposition
+from campaigns.models import AgentSession, Campaign
 from campaigns.services import access_campaign, user_is_manager
 from realtime import events
 from voice import gate, pacer
-from voice.models import Call, Recording, Supervision, human_answered_q
+from voice.models import Call, Disposition, Recording, Supervision, human_answered_q
 from voice.selectors import abandonment
 from voice.states import Outcome, State
 from voice.supervision import notice_for

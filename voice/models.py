@@ -1,4 +1,4 @@
-"""Calls, the raw webhook inbox and the append-only call event log."""
+"""Calls, the raw webhook inbox, the append-only call event log, and the dispositions agents record about calls."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from voice.states import MACHINE_VERDICTS, Outcome, State, verdict
 
 def machine_q() -> Q:
     """AMD said machine or fax (the campaign's "unknown" policy aside): the pacer's machine share."""
-    return Q(answered_by__in=[*MACHINE_VERDICTS, "fax"])
+    # Sorted: the reports compile this into SQL text, which should read the same in every process.
+    return Q(answered_by__in=[*sorted(MACHINE_VERDICTS), "fax"])
 
 
 def human_answered_q() -> Q:
@@ -162,6 +163,30 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.from_state}->{self.to_state}"
+
+
+class Disposition(models.Model):
+    """What the agent recorded about one call. One per call: disposing twice is refused. Written by
+    voice.floor; the campaign's list of codes (DispositionCode) stays in campaigns.
+
+    The table keeps the name it had when the model lived in campaigns (a move of the model, not of the data)."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="disposition")
+    contact = models.ForeignKey("campaigns.Contact", on_delete=models.CASCADE, related_name="dispositions")
+    agent = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dispositions")
+    code = models.ForeignKey("campaigns.DispositionCode", on_delete=models.PROTECT, related_name="+")
+    notes = models.TextField(blank=True)
+    callback_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "campaigns_disposition"
+        ordering = ["-created_at"]
+        # The report rollups find the dispositions written since they were last brought up to date.
+        indexes = [models.Index(fields=["created_at"], name="disposition_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.code} by {self.agent}"
 
 
 class DialThrottle(models.Model):

@@ -19,9 +19,11 @@ MANAGER_PERMISSIONS = {
         "donotcall": ALL,
         "dispositioncode": ALL,
         "agentsession": ("view", "change"),  # change: the "sign out" action, no field is editable
-        "disposition": ("view",),
     },
     "voice": {
+        # Under campaigns when this migration first ran; voice.0011 moved the model (its content type, so the
+        # grant, came along) and grants it on a database this migration found without it.
+        "disposition": ("view",),
         "call": ("view",),
         "callevent": ("view",),
         "calleffect": ("view",),  # the outbox; granted by voice.0003, which creates the model

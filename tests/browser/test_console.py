@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import pytest
 from django.utils import timezone
 
-from campaigns.models import AgentSession, Campaign, Disposition
+from campaigns.models import AgentSession, Campaign
 from tests import factories
 from tests.browser.conftest import LAPTOP, SCREENSHOTS, TABLET, orm, session_cookie
-from voice.models import Call
+from voice.models import Call, Disposition
 from voice.states import Outcome, State
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

@@ -15,10 +15,10 @@ import pytest
 from django.apps import apps as django_apps
 from django.contrib.auth.models import Permission
 
-from campaigns.models import AgentSession, Campaign, Disposition
+from campaigns.models import AgentSession, Campaign
 from tests import factories
 from tests.browser.conftest import SCREENSHOTS, orm, session_cookie
-from voice.models import Call
+from voice.models import Call, Disposition
 from voice.states import Outcome, State
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]

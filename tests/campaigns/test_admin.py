@@ -12,9 +12,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.models import AgentSession, Campaign, Contact, Disposition, DispositionCode, DoNotCall
+from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from tests import factories
-from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent
+from voice.models import Call, CallEffect, CallEvent, Disposition, Recording, Supervision, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from campaigns.models import AgentSession, Disposition
+from campaigns.models import AgentSession
 from tests import factories
-from voice.models import Call
+from voice.models import Call, Disposition
 from voice.states import Outcome, State
 
 pytestmark = pytest.mark.django_db

@@ -12,11 +12,11 @@ from django.db import connections
 from django.db.models import Q, Sum
 from django.utils import timezone
 
-from campaigns.models import AgentStateChange, Disposition
+from campaigns.models import AgentStateChange
 from tests import factories
 from tests.voice.report_data import EXPECTED, build_floor
-from voice.models import Call, human_answered_q
-from voice.reports import rollups, selectors
+from voice.models import Call, Disposition, human_answered_q, machine_q
+from voice.reports import conditions, rollups, selectors
 from voice.reports.models import CallHourStat
 from voice.reports.period import BadPeriod, period_from_params
 
@@ -47,11 +47,34 @@ def test_totals_match_the_floor(floor):
 
 
 def test_the_sql_person_test_is_the_models(floor):
-    """HUMAN_SQL restates voice.models.human_answered_q: the same calls on the same data."""
+    """HUMAN_SQL is voice.models.human_answered_q compiled: the same calls on the same data."""
     p = period(start=DAY1 - dt.timedelta(days=60))
     report = selectors.campaign_report(campaign=floor.campaign, period=p)
     assert report["total"].reached == Call.objects.filter(human_answered_q(), campaign=floor.campaign).count()
     assert report["total"].abandoned == Call.objects.filter(Q(outcome="abandoned"), campaign=floor.campaign).count()
+
+
+@pytest.mark.parametrize("tz", ["America/New_York", "Asia/Kolkata"])  # read from the rollups; from the calls
+def test_the_sql_person_and_machine_tests_are_the_models_on_both_paths(floor, tz):
+    p = period(start=DAY1 - dt.timedelta(days=60), end=DAY1 + dt.timedelta(days=2), tz=tz)
+    total = selectors.campaign_report(campaign=floor.campaign, period=p)["total"]
+    calls = Call.objects.filter(campaign=floor.campaign, created_at__gte=p.start, created_at__lt=p.end)
+    assert total.reached == calls.filter(human_answered_q()).count() > 0
+    assert total.machines == calls.filter(machine_q()).count() > 0
+
+
+def test_the_conditions_are_compiled_from_the_models_rules():
+    """The SQL is generated, not restated: values become named parameters, the calls are read under `c`, and
+    a rule that would need a join (no alias for it in the report queries) is refused."""
+    assert conditions.HUMAN.sql == ('(("c"."answered_by" = %(human_0)s OR "c"."outcome" IN (%(human_1)s, '
+                                    '%(human_2)s)))')
+    assert conditions.HUMAN.params == {"human_0": "human", "human_1": "talked", "human_2": "abandoned"}
+    assert sorted(conditions.MACHINE.params.values()) == sorted(
+        ["machine_start", "machine_end_beep", "machine_end_silence", "machine_end_other", "fax"])
+    assert conditions.HUMAN.sql == selectors.HUMAN_SQL
+    assert conditions.MACHINE.sql == selectors.MACHINE_SQL
+    with pytest.raises(ValueError, match="own columns"):
+        conditions.call_condition(Q(contact__status="pending"), name="pending")
 
 
 def test_days_hours_and_local_hours(floor):

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from campaigns.models import Campaign, DispositionCode
 from voice.gate import calling_days
+from voice.reports import conditions
 from voice.reports.models import CallHourStat, RollupMark
 from voice.reports.period import Period
 
@@ -53,8 +54,8 @@ f AS (
         extract(hour FROM c.created_at AT TIME ZONE z.name)::int AS local_hour,
         coalesce(c.bridged_to_id, c.dialed_for_id) AS session_id,
         c.answered_by, c.outcome, c.answered_at, c.amd_duration_ms, c.amd_corrected,
-        (c.answered_by = 'human' OR c.outcome IN ('talked', 'abandoned')) AS human,
-        (c.answered_by LIKE 'machine%%' OR c.answered_by = 'fax') AS machine,
+        {conditions.HUMAN.sql} AS human,
+        {conditions.MACHINE.sql} AS machine,
         extract(epoch FROM c.ended_at - c.connected_at)::float8 AS talk_s,
         extract(epoch FROM c.ended_at - c.created_at)::float8 AS line_s,
         {SAFE_HARBOR_HEARD},
@@ -154,9 +155,10 @@ def _lock(campaign_id: int) -> None:
 def _call_params(campaign: Campaign) -> dict:
     from voice.reports.selectors import _zone_names
 
-    return {"campaign": campaign.pk, "zones": _zone_names(), "min_ring_s": float(campaign.min_ring_s),
-            "window_start": campaign.window_start, "window_end": campaign.window_end,
-            "days": sorted(calling_days(campaign))}
+    # CALLS_SQL uses the rules' conditions: their values go with it.
+    return {**conditions.PARAMS, "campaign": campaign.pk, "zones": _zone_names(),
+            "min_ring_s": float(campaign.min_ring_s), "window_start": campaign.window_start,
+            "window_end": campaign.window_end, "days": sorted(calling_days(campaign))}
 
 
 def _settings_fingerprint(campaign: Campaign, params: dict) -> str:

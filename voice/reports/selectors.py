@@ -33,21 +33,21 @@ from django.utils import timezone
 
 from campaigns.models import AgentSession, AgentStateChange, Campaign, Contact, DispositionCode, DoNotCall
 from voice.gate import calling_days
-from voice.models import Call, WebhookEvent
-from voice.reports import rollups
+from voice.models import Call, Disposition, WebhookEvent
+from voice.reports import conditions, rollups
 from voice.reports.period import Period
 from voice.states import Outcome
 
 ROLLING_DAYS = 30
-# Mirrors voice.models.human_answered_q in SQL (a test holds the two together).
-HUMAN_SQL = "(c.answered_by = 'human' OR c.outcome IN ('talked', 'abandoned'))"
-MACHINE_SQL = "(c.answered_by LIKE 'machine%%' OR c.answered_by = 'fax')"
+# voice.models.human_answered_q and machine_q, compiled: their values are in conditions.PARAMS, which _rows binds.
+HUMAN_SQL = conditions.HUMAN.sql
+MACHINE_SQL = conditions.MACHINE.sql
 AGENT_STATES = {"on_call": "talk_s", "wrap_up": "wrap_s", "ready": "wait_s", "paused": "idle_s"}
 CAP_FIELDS = ("max_abandon_rate", "abandon_cap_opt_out", "abandon_cap_opt_out_by", "abandon_cap_opt_out_at")
 
 CALL = Call._meta.db_table
-CONTACT = "campaigns_contact"
-DISPOSITION = "campaigns_disposition"
+CONTACT = Contact._meta.db_table
+DISPOSITION = Disposition._meta.db_table
 CODE = DispositionCode._meta.db_table
 SESSION = AgentSession._meta.db_table
 STATE_CHANGE = AgentStateChange._meta.db_table
@@ -60,7 +60,8 @@ def _zone_names() -> list[str]:
 
 def _rows(sql: str, params: dict) -> list[dict]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        # Every report query may use the rules' conditions; a query that does not ignores their values.
+        cursor.execute(sql, {**conditions.PARAMS, **params})
         names = [col.name for col in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
