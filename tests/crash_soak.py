@@ -1,10 +1,13 @@
-"""The kill -9 soak: the app as real processes (daphne and dialer workers) killed at random moments while the
-Twilio sandbox plays a busy floor. Shared by `benchmarks/crash_soak.py` (the long run) and the short run in the
+"""The kill -9 soak: the app as real processes (web processes and dialer workers) killed at random moments while
+the Twilio sandbox plays a busy floor. Shared by `benchmarks/crash_soak.py` (the long run) and the short run in the
 test suite (tests/e2e/test_crash_soak.py).
 
-The sandbox (the carrier) and the simulated agents live in the calling process; the web process and the dialer
-workers are child processes on the same PostgreSQL database, started with the production settings module. A
-killer sends SIGKILL to one of them every few seconds and starts it again a moment later. When the killing stops,
+The sandbox (the carrier) and the simulated agents live in the calling process; the web processes and the dialer
+workers are child processes on the same PostgreSQL database, started with the production settings module. The
+workers run the Procfile's `worker:` line; a web process is daphne, or the Procfile's `web:` line (a gunicorn
+master and its WEB_CONCURRENCY uvicorn workers). A killer sends SIGKILL to one of them every few seconds and starts
+it again a moment later; a gunicorn loses either one of its workers (the master starts another by itself) or
+everything at once, master and workers, as when its host or container dies. When the killing stops,
 the campaign is paused and the run waits for the carrier to finish its calls, then checks:
 - calls still live in the app one reconcile interval after they were due (the carrier has no live line);
 - humans held past the hold limit plus one reconcile interval (AMD "human" to the agent, the safe-harbor
@@ -20,6 +23,7 @@ import datetime as dt
 import itertools
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -38,7 +42,11 @@ class SoakConfig:
     duration_s: float = 120.0  # how long the killer runs
     agents: int = 6
     web: int = 1  # web processes; with more than one, a small TCP balancer in front (as in production)
+    web_command: str = "daphne"  # or "procfile": the Procfile's web line (gunicorn supervising uvicorn workers)
+    web_concurrency: int | None = None  # WEB_CONCURRENCY of each Procfile web process (unset: gunicorn_conf's)
     workers: int = 2
+    redis_url: str = ""  # REDIS_URL of the app's processes (events and throttle counters through Redis)
+    kills: bool = True  # False: the same floor for duration_s, nothing killed (the baseline)
     kill_every_s: tuple[float, float] = (2.0, 6.0)
     down_s: tuple[float, float] = (0.3, 1.5)
     time_scale: float = 10.0
@@ -60,8 +68,10 @@ class SoakConfig:
 @dataclass
 class SoakReport:
     web: int = 1
+    serving: str = "daphne"
     workers: int = 1
     kills: Counter = field(default_factory=Counter)
+    exited: Counter = field(default_factory=Counter)  # processes found dead that nobody killed (restarted)
     calls: int = 0
     outcomes: Counter = field(default_factory=Counter)
     live_after_window: int = 0
@@ -89,8 +99,8 @@ class SoakReport:
             return holds[min(len(holds) - 1, int(p * len(holds)))] if holds else 0.0
 
         return [
-            f"crash soak: {self.calls} calls in {self.elapsed_s:.0f} s; {self.web} web process(es), "
-            f"{self.workers} worker(s); SIGKILLs: {dict(self.kills)}",
+            f"crash soak: {self.calls} calls in {self.elapsed_s:.0f} s; {self.web} web process(es) ({self.serving}), "
+            f"{self.workers} worker(s); SIGKILLs: {dict(self.kills)}; exited unkilled: {dict(self.exited)}",
             f"  outcomes: {dict(sorted(self.outcomes.items()))}",
             f"  outbox rows: {dict(sorted(self.effects.items()))}",
             f"  calls live in the app {self.window_s:.0f} s after the carrier's last line ended: "
@@ -112,6 +122,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def procfile() -> dict[str, str]:
+    """The Procfile's process types and their commands."""
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return {name: command.strip() for name, command in (line.split(":", 1) for line in lines
+                                                        if re.match(r"^\w+:", line))}
+
+
 def _database_url() -> str:
     from django.db import connection
 
@@ -121,25 +138,37 @@ def _database_url() -> str:
 
 
 class Fleet:
-    """The app's processes: web processes (daphne) and dialer workers, each restartable after a SIGKILL."""
+    """The app's processes: web processes and dialer workers (the Procfile's `worker:` line), each restartable
+    after a SIGKILL. Each runs in a process group of its own: a web process is daphne, or a gunicorn master with
+    its workers (`web_command="procfile"`: the Procfile's `web:` line, run by a shell as a platform runs it)."""
 
-    def __init__(self, env: dict[str, str], web_ports: list[int], workers: int) -> None:
+    def __init__(self, env: dict[str, str], web_ports: list[int], workers: int, web_command: str = "daphne") -> None:
         self.env = env
+        self.web_command = web_command
         self.web_ports = {f"web{i}": port for i, port in enumerate(web_ports)}
         self.procs: dict[str, subprocess.Popen | None] = {
             **dict.fromkeys(self.web_ports), **{f"worker{i}": None for i in range(workers)}}
 
     def command(self, name: str) -> list[str]:
-        if name in self.web_ports:
+        if name in self.web_ports and self.web_command == "daphne":
             return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.web_ports[name]),
                     "dialer.asgi:application"]
-        return [sys.executable, "manage.py", "run_dialer", "--tick", "0.2"]
+        return ["/bin/sh", "-c", "exec " + procfile()["web" if name in self.web_ports else "worker"]]
 
     def start(self, name: str) -> None:
-        self.procs[name] = subprocess.Popen(self.command(name), cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL,
+        env = {**self.env, "PORT": str(self.web_ports[name])} if name in self.web_ports else self.env
+        self.procs[name] = subprocess.Popen(self.command(name), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL, start_new_session=True)
         if name in self.web_ports:
             self.wait_for(self.web_ports[name])
+
+    def restart_exited(self) -> list[str]:
+        """Start again the processes that died without being killed (as a platform restarts them); their names."""
+        dead = [name for name, proc in self.procs.items() if proc is not None and proc.poll() is not None]
+        for name in dead:
+            self.kill(name)  # whatever is left of its group
+            self.start(name)
+        return dead
 
     def start_all(self) -> None:
         for name in self.procs:
@@ -157,19 +186,35 @@ class Fleet:
         raise RuntimeError("a web process did not start")
 
     def kill(self, name: str) -> None:
+        """SIGKILL the process and its group (a gunicorn master and its workers die together)."""
         proc = self.procs[name]
-        if proc is not None and proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+
+    def kill_gunicorn_worker(self, name: str, rng: random.Random) -> bool:
+        """SIGKILL one worker of the gunicorn `name` (its master starts another); False if it has none now."""
+        proc = self.procs[name]
+        if self.web_command != "procfile" or proc is None or proc.poll() is not None:
+            return False
+        try:
+            children = (Path("/proc") / str(proc.pid) / "task" / str(proc.pid) / "children").read_text().split()
+        except OSError:
+            return False
+        if not children:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(rng.choice(children)), signal.SIGKILL)
+        return True
 
     def stop_all(self) -> None:
         for name, proc in self.procs.items():
             if proc is not None and proc.poll() is None:
                 proc.terminate()
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    self.kill(name)
+            self.kill(name)  # and whatever is left of its group
 
 
 class Balancer:
@@ -254,15 +299,24 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
         "RECONCILE_EVERY_S": str(config.reconcile_every_s), "RECONCILE_MARGIN_S": str(config.reconcile_margin_s),
         "RECONCILE_STUCK_S": str(config.stuck_s), "OUTBOX_INLINE": "false",
         # The simulated agents have no browser: presence by console is off, presence by phone leg stays on.
-        "PRESENCE_REQUIRE_CONSOLE": "false", "LOG_LEVEL": "CRITICAL", "REDIS_URL": "",
+        "PRESENCE_REQUIRE_CONSOLE": "false", "LOG_LEVEL": "CRITICAL", "REDIS_URL": config.redis_url,
+        # The Procfile's commands run `python` and `gunicorn`: this interpreter's, on this checkout's code.
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("PYTEST_XDIST_WORKER", None)
+    env.pop("WEB_CONCURRENCY", None)
+    if config.web_concurrency:
+        env["WEB_CONCURRENCY"] = str(config.web_concurrency)
     # This process acts too (the simulated agents' dispositions route waiting humans): same carrier, same app URL.
     saved = {name: getattr(settings, name) for name in ("PUBLIC_BASE_URL", "TWILIO_API_BASE_URL", "TWILIO_SANDBOX")}
     settings.PUBLIC_BASE_URL, settings.TWILIO_API_BASE_URL, settings.TWILIO_SANDBOX = base_url, sandbox.base_url, True
     gateway._client_for.cache_clear()
-    fleet = Fleet(env, web_ports, config.workers)
-    report = SoakReport(web=config.web, workers=config.workers)
+    fleet = Fleet(env, web_ports, config.workers, config.web_command)
+    serving = "daphne" if config.web_command == "daphne" else (
+        f"Procfile: gunicorn, WEB_CONCURRENCY={config.web_concurrency or 'unset (one per core)'}")
+    report = SoakReport(web=config.web, serving=serving + (", Redis" if config.redis_url else ", no Redis"),
+                        workers=config.workers)
     stop = threading.Event()
     started = time.monotonic()
     try:
@@ -311,11 +365,18 @@ def run_crash_soak(config: SoakConfig) -> SoakReport:
 
         while not enough() and time.monotonic() < hard_stop:
             time.sleep(rng.uniform(*config.kill_every_s))
-            victim = rng.choice(list(fleet.procs))
-            fleet.kill(victim)
-            report.kills["web" if victim.startswith("web") else "worker"] += 1
-            time.sleep(rng.uniform(*config.down_s))
-            fleet.start(victim)
+            for name in fleet.restart_exited():
+                report.exited[name] += 1
+            if config.kills:
+                victim = rng.choice(list(fleet.procs))
+                if (config.web_command == "procfile" and victim in fleet.web_ports and rng.random() < 0.5
+                        and fleet.kill_gunicorn_worker(victim, rng)):
+                    report.kills["gunicorn worker"] += 1  # its master starts another by itself
+                else:
+                    fleet.kill(victim)
+                    report.kills["web" if victim.startswith("web") else "worker"] += 1
+                    time.sleep(rng.uniform(*config.down_s))
+                    fleet.start(victim)
             ended = Call.objects.filter(campaign=campaign, state="ended").count()
             say(f"\r{time.monotonic() - started:5.0f}s  {ended} calls ended, kills {dict(report.kills)}   ",
                 end="", flush=True)
