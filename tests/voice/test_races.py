@@ -6,6 +6,7 @@ way several daphne processes would receive them from Twilio.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
 import uuid
@@ -13,9 +14,10 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count
 from django.test import Client
+from django.utils import timezone
 
 from campaigns.models import AgentSession
 from tests import factories
@@ -203,3 +205,87 @@ def test_shuffled_duplicated_concurrent_replay_ends_like_in_order_replay(fake_tw
     assert not talked.filter(bridged_to__isnull=True).exists()
     assert all(state[0] == State.ENDED for state in actual)
     assert not AgentSession.objects.filter(state=AgentSession.State.ON_CALL).exists()
+
+
+# -- routing a human: the first attempt locks a few agents, never waits on one somebody else holds --------------
+
+
+def _answered_pooled_call(campaign) -> Call:
+    """A predictive line dialed for nobody in particular, answered and waiting for its AMD verdict."""
+    contact = factories.make_contact(campaign=campaign)
+    return Call.objects.create(campaign=campaign, contact=contact, sid=new_sid(), state=State.ANSWERED,
+                               twiml_fetched=True)
+
+
+def _hold_rows(session_ids: list[int], release: threading.Event) -> tuple[threading.Thread, threading.Event]:
+    """Another process busy with these agents' rows (a heartbeat, a disposition): it holds their locks until
+    `release` (or 10 s)."""
+    held = threading.Event()
+
+    def run():
+        try:
+            with transaction.atomic():
+                list(AgentSession.objects.select_for_update().filter(pk__in=session_ids))
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert held.wait(5)
+    return thread, held
+
+
+def _someone_waits_for_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                       " AND datname = current_database()")
+        return cursor.fetchone()[0] > 0
+
+
+def _verdict_human(call: Call) -> int:
+    params = {"CallSid": call.sid, "AccountSid": ACCOUNT, "AnsweredBy": "human", "MachineDetectionDuration": "2100"}
+    try:
+        return post_webhook(Client(), "amd-status", params, query={"call": call.pk}).status_code
+    finally:
+        connection.close()
+
+
+def test_a_human_goes_to_the_next_ready_agent_when_the_longest_ready_is_held(fake_twilio):
+    campaign = factories.make_campaign(min_ring_s=0, dial_mode="predictive")
+    now = timezone.now()
+    longest = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=30))
+    following = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=20))
+    call = _answered_pooled_call(campaign)
+    release = threading.Event()
+    holder, _ = _hold_rows([longest.pk], release)
+    try:
+        # Were the verdict to wait for the held row, it would get `longest` when the holder gives up (10 s).
+        assert _verdict_human(call) == 204
+        call.refresh_from_db()
+        assert (call.state, call.bridged_to_id) == (State.BRIDGING, following.pk)
+    finally:
+        release.set()
+        holder.join()
+
+
+def test_with_every_ready_agent_held_a_human_waits_for_one_instead_of_holding_on(fake_twilio):
+    """Nobody free at this instant is not nobody ready: the verdict then takes the ordered path, which waits
+    for the agents' locks, and the person still reaches the agent ready longest."""
+    campaign = factories.make_campaign(min_ring_s=0, dial_mode="predictive")
+    now = timezone.now()
+    longest = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=30))
+    following = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=20))
+    call = _answered_pooled_call(campaign)
+    release = threading.Event()
+    holder, _ = _hold_rows([longest.pk, following.pk], release)
+    with ThreadPoolExecutor(1) as pool:
+        verdict = pool.submit(_verdict_human, call)
+        assert wait_until(_someone_waits_for_a_lock, timeout_s=5), "the verdict waits for the agents' locks"
+        assert not verdict.done()
+        release.set()
+        holder.join()
+        assert verdict.result(timeout=10) == 204
+    call.refresh_from_db()
+    assert (call.state, call.bridged_to_id) == (State.BRIDGING, longest.pk)
