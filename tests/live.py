@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 
 from voice import gateway
 from voice.sandbox import Sandbox, SandboxConfig
@@ -115,3 +115,25 @@ def wait_until(predicate, *, timeout_s: float = 10.0, interval_s: float = 0.05):
             return result
         time.sleep(interval_s)
     return predicate()
+
+
+def hold_agent_rows(session_ids: list[int], release: threading.Event, *, hold_s: float = 10.0) -> threading.Thread:
+    """Another process busy with these agents' rows (a heartbeat, a disposition): a thread with its own
+    connection holds their row locks until `release` is set (or `hold_s` passes). Returns once they are held."""
+    from campaigns.models import AgentSession
+
+    held = threading.Event()
+
+    def run():
+        try:
+            with transaction.atomic():
+                list(AgentSession.objects.select_for_update().filter(pk__in=session_ids))
+                held.set()
+                release.wait(hold_s)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert held.wait(5), "the rows were not held"
+    return thread

@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection, transaction
 
 from campaigns.models import AgentSession
 from tests import factories
+from tests.live import hold_agent_rows
 from tests.voice.test_webhooks import amd, answer, params_for, place, status
 from voice import inbox, services
 from voice.models import Call, CallEvent, WebhookEvent
@@ -169,21 +169,8 @@ def test_a_status_callback_waits_for_an_agent_session_someone_else_holds(floor, 
     _, session = floor
     call = answered_call(webhook, session)
     amd(webhook, call, "human")
-    holding = threading.Event()
     release = threading.Event()
-
-    def hold_the_session():
-        try:
-            with transaction.atomic():
-                AgentSession.objects.select_for_update().get(pk=session.pk)
-                holding.set()
-                release.wait(5)
-        finally:
-            connection.close()
-
-    holder = threading.Thread(target=hold_the_session)
-    holder.start()
-    assert holding.wait(5)
+    holder = hold_agent_rows([session.pk], release, hold_s=5)
     threading.Timer(0.5, release.set).start()
     response = status(webhook, call, "completed", 3, CallDuration="5")
     holder.join(5)

@@ -14,7 +14,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import Count
 from django.test import Client
 from django.utils import timezone
@@ -22,7 +22,7 @@ from django.utils import timezone
 from campaigns.models import AgentSession
 from tests import factories
 from tests.conftest import post_webhook
-from tests.live import wait_until
+from tests.live import hold_agent_rows, wait_until
 from voice import services
 from voice.models import Call, WebhookEvent
 from voice.states import State
@@ -217,26 +217,6 @@ def _answered_pooled_call(campaign) -> Call:
                                twiml_fetched=True)
 
 
-def _hold_rows(session_ids: list[int], release: threading.Event) -> tuple[threading.Thread, threading.Event]:
-    """Another process busy with these agents' rows (a heartbeat, a disposition): it holds their locks until
-    `release` (or 10 s)."""
-    held = threading.Event()
-
-    def run():
-        try:
-            with transaction.atomic():
-                list(AgentSession.objects.select_for_update().filter(pk__in=session_ids))
-                held.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    assert held.wait(5)
-    return thread, held
-
-
 def _someone_waits_for_a_lock() -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
@@ -252,14 +232,20 @@ def _verdict_human(call: Call) -> int:
         connection.close()
 
 
-def test_a_human_goes_to_the_next_ready_agent_when_the_longest_ready_is_held(fake_twilio):
+@pytest.fixture
+def two_ready_agents(fake_twilio):
+    """A predictive floor with two agents ready (one longer than the other) and a pooled line answered."""
     campaign = factories.make_campaign(min_ring_s=0, dial_mode="predictive")
     now = timezone.now()
     longest = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=30))
     following = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=20))
-    call = _answered_pooled_call(campaign)
+    return longest, following, _answered_pooled_call(campaign)
+
+
+def test_a_human_goes_to_the_next_ready_agent_when_the_longest_ready_is_held(two_ready_agents):
+    longest, following, call = two_ready_agents
     release = threading.Event()
-    holder, _ = _hold_rows([longest.pk], release)
+    holder = hold_agent_rows([longest.pk], release)
     try:
         # Were the verdict to wait for the held row, it would get `longest` when the holder gives up (10 s).
         assert _verdict_human(call) == 204
@@ -270,16 +256,12 @@ def test_a_human_goes_to_the_next_ready_agent_when_the_longest_ready_is_held(fak
         holder.join()
 
 
-def test_with_every_ready_agent_held_a_human_waits_for_one_instead_of_holding_on(fake_twilio):
+def test_with_every_ready_agent_held_a_human_waits_for_one_instead_of_holding_on(two_ready_agents):
     """Nobody free at this instant is not nobody ready: the verdict then takes the ordered path, which waits
     for the agents' locks, and the person still reaches the agent ready longest."""
-    campaign = factories.make_campaign(min_ring_s=0, dial_mode="predictive")
-    now = timezone.now()
-    longest = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=30))
-    following = factories.make_session(campaign=campaign, state_changed_at=now - dt.timedelta(seconds=20))
-    call = _answered_pooled_call(campaign)
+    longest, following, call = two_ready_agents
     release = threading.Event()
-    holder, _ = _hold_rows([longest.pk, following.pk], release)
+    holder = hold_agent_rows([longest.pk, following.pk], release)
     with ThreadPoolExecutor(1) as pool:
         verdict = pool.submit(_verdict_human, call)
         assert wait_until(_someone_waits_for_a_lock, timeout_s=5), "the verdict waits for the agents' locks"
