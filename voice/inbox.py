@@ -177,15 +177,28 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
         if not voice:
             return Received(duplicate, True, None)
         # A voice URL fetched twice still needs its TwiML: answer by the call's state, as the first time.
-        answer = None
-        with contextlib.suppress(Malformed):
-            answer = webhook_process(event=duplicate)
-        return Received(duplicate, True, answer)
+        return Received(duplicate, True, _answer_again(duplicate))
     except Malformed as exc:
         _store_after_rollback(row, Processing.IGNORED, str(exc))
         return Received(row, False, None, malformed=str(exc))
     except Exception:
         return _failed(row, voice)
+
+
+def _answer_again(event: WebhookEvent) -> str | None:
+    """A voice URL fetched twice still needs its TwiML: the handler answers by the call's state, as the first
+    time (its fact is idempotent), and the row stays marked as the duplicate it is."""
+    handler = HANDLERS.get(_route(event))
+    if handler is None:
+        return None
+    try:
+        answer, _applied = handler(event)
+    except Malformed:
+        return None
+    except Exception:
+        log.exception("answering duplicate webhook %s failed", event.pk)
+        return None
+    return answer
 
 
 def _failed(row: WebhookEvent, voice: bool) -> Received:
@@ -293,7 +306,7 @@ def _on_call(event: WebhookEvent, apply: Callable[[int], T]) -> T | None:
     into the fact's locked read (no read before it); else, or when that id is unknown, by the leg's SID."""
     call_id = _query(event, "call")
     if call_id and call_id.isdigit():
-        with contextlib.suppress(Call.DoesNotExist):
+        with contextlib.suppress(services.UnknownCall):
             return apply(int(call_id))
     found = services.call_id_by_sid(_one(event.params, "CallSid"))
     return apply(found) if found is not None else None

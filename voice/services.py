@@ -47,6 +47,11 @@ ENTERED_AT = {
 }
 
 
+class UnknownCall(LookupError):
+    """No call has that id: raised by the locked read itself, so a caller can fall back (a webhook to its SID)
+    without mistaking any other missing row for it."""
+
+
 class _Moved(Exception):
     """The call's agent changed between the unlocked peek and the lock, or the few agents the first attempt
     locked could not take a human: take the locks again, on the ordered path."""
@@ -92,7 +97,7 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
     of those can take the human, `call_apply` comes back on the ordered path, which sees every ready agent."""
     calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
     if fast and not with_ready_agents:
-        call = calls.get(pk=call_id)
+        call = _get_or_unknown(calls, call_id)
         if call.bridged_to_id is None:
             return call, {}
         session = (AgentSession.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
@@ -100,7 +105,7 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
         if session is None:
             raise _Moved
         return call, {session.pk: session}
-    peek = Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id").get(pk=call_id)
+    peek = _get_or_unknown(Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id"), call_id)
     if with_ready_agents and fast:
         own = sorted({pk for pk in (peek.bridged_to_id, peek.dialed_for_id) if pk})
         locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(pk__in=own).order_by("pk")} \
@@ -117,10 +122,17 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
         if with_ready_agents:
             wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
         locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(wanted).order_by("pk")}
-    call = calls.get(pk=call_id)
+    call = _get_or_unknown(calls, call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
     return call, locked
+
+
+def _get_or_unknown(calls, call_id: int) -> Call:
+    try:
+        return calls.get(pk=call_id)
+    except Call.DoesNotExist:
+        raise UnknownCall(call_id) from None
 
 
 def _pick_agent(call: Call, locked: dict[int, AgentSession]) -> AgentSession | None:
@@ -408,7 +420,7 @@ def call_id_by_sid(sid: str) -> int | None:
     return Call.objects.filter(sid=sid).values_list("pk", flat=True).first() if sid else None
 
 
-# These take the call's id and raise Call.DoesNotExist for an unknown one: a webhook's call is read once, locked.
+# These take the call's id and raise UnknownCall for an unknown one: a webhook's call is read once, locked.
 
 
 def call_on_status(*, call_id: int, status: str, sequence: int | None, duration_s: int | None,

@@ -394,3 +394,17 @@ def test_a_callback_for_no_call_at_all_is_kept_as_ignored(webhook, db):
     assert response.status_code == 204
     row = WebhookEvent.objects.get(call_sid=params["CallSid"])
     assert (row.status, row.error, row.attempts) == (WebhookEvent.Processing.IGNORED, "unknown call", 1)
+
+
+def test_a_voice_url_fetched_twice_is_answered_twice_and_kept_as_a_duplicate(floor, webhook):
+    _, session = floor
+    call = place(session)
+    status(webhook, call, "ringing", 1)
+    token = {"I-Twilio-Idempotency-Token": "tok-twice"}
+    first = webhook("customer-queue", params_for(call, CallStatus="in-progress"), query={"call": call.pk},
+                    headers=token)
+    again = webhook("customer-queue", params_for(call, CallStatus="in-progress"), query={"call": call.pk},
+                    headers=token)
+    assert twiml_verbs(first) == twiml_verbs(again)  # the same answer, by the call's state
+    rows = WebhookEvent.objects.filter(call_sid=call.sid, kind="voice").order_by("pk")
+    assert [(row.status, row.attempts) for row in rows] == [("processed", 1), ("duplicate", 0)]
