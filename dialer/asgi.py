@@ -6,6 +6,10 @@ request a thread of its own and crosses between that thread and the event loop f
 of webhooks becomes hundreds of threads fighting over the GIL and the database pool. a2wsgi runs the plain WSGI
 handler on `WEB_REQUEST_CONCURRENCY` threads (one hop each way, the rest queue in the event loop, where waiting
 costs nothing): the stack's own cost per request fell from 1.85 to 1.05 ms of CPU (benchmarks/webhook_load.py).
+
+Twilio's webhooks have threads of their own (`WEB_REQUEST_CONCURRENCY`), apart from the pages, the JSON API and
+the downloads (`WEB_PAGE_CONCURRENCY`): a person who said "hello" must not wait behind a manager's report or a
+download whose browser went away (the WSGI handler finishes a streamed response even when nobody reads it).
 """
 
 import asyncio
@@ -28,27 +32,33 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
+from dialer.urls import WEBHOOK_PREFIX  # noqa: E402
 from realtime import events  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 
 class HttpOnThreads:
-    """HTTP requests on the WSGI handler, at most `threads` inside Django at once.
+    """HTTP requests on the WSGI handler: Twilio's webhooks on `webhook_threads`, everything else on
+    `page_threads`; requests beyond them wait in the event loop.
 
     The event loop serving the requests is also the one the threads hand realtime events to (realtime.events): a
     process that serves no socket yet still publishes on a loop that lives, never on a new one per event."""
 
-    def __init__(self, *, threads: int):
-        self.app = WSGIMiddleware(get_wsgi_application(), workers=max(1, threads))
+    def __init__(self, *, webhook_threads: int, page_threads: int):
+        handler = get_wsgi_application()
+        self.webhooks = WSGIMiddleware(handler, workers=max(1, webhook_threads))
+        self.pages = WSGIMiddleware(handler, workers=max(1, page_threads))
 
     async def __call__(self, scope, receive, send):
         events.serve_on(asyncio.get_running_loop())
-        await self.app(scope, receive, send)
+        pool = self.webhooks if scope["path"].startswith("/" + WEBHOOK_PREFIX) else self.pages
+        await pool(scope, receive, send)
 
 
 application = ProtocolTypeRouter(
     {
-        "http": HttpOnThreads(threads=settings.WEB_REQUEST_CONCURRENCY),
+        "http": HttpOnThreads(webhook_threads=settings.WEB_REQUEST_CONCURRENCY,
+                              page_threads=settings.WEB_PAGE_CONCURRENCY),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

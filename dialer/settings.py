@@ -102,7 +102,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
-        "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        "max_size": env.int("DATABASE_POOL_MAX", default=14),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
 else:
@@ -115,10 +115,11 @@ else:
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-# HTTP requests one web process runs inside Django at once: its threads (dialer/asgi.py); the rest wait in the
-# event loop.
-# Keep it under DATABASE_POOL_MAX: the sockets' reads and the hold timers need connections too.
+# The threads one web process runs HTTP requests on (dialer/asgi.py): Twilio's webhooks on theirs, the pages, the
+# JSON API and the downloads on theirs; the rest wait in the event loop. Together with OUTBOX_THREADS keep them
+# under DATABASE_POOL_MAX: the sockets' reads and the hold timers need connections too.
 WEB_REQUEST_CONCURRENCY = env.int("WEB_REQUEST_CONCURRENCY", default=4)
+WEB_PAGE_CONCURRENCY = env.int("WEB_PAGE_CONCURRENCY", default=3)
 
 # -- channels --------------------------------------------------------------------------------------
 

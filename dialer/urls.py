@@ -10,11 +10,14 @@ admin.site.index_title = "Campaigns, contacts and calls"
 # breadcrumbs and the home page lead everywhere it did.
 admin.site.enable_nav_sidebar = False
 
+# Twilio's webhooks: dialer/asgi.py gives them threads of their own.
+WEBHOOK_PREFIX = "api/voice/"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     # Browsers ask for /favicon.ico whatever the page says (JSON, plain errors): send them to the real one.
     path("favicon.ico", RedirectView.as_view(url=static("img/favicon.svg"), permanent=True)),
-    path("api/voice/", include("voice.urls")),
+    path(WEBHOOK_PREFIX, include("voice.urls")),
     path("api/", include("voice.api_urls")),
     path("api/", include("voice.presence_urls")),
     path("", include("voice.page_urls")),

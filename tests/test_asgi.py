@@ -1,0 +1,63 @@
+"""How a web worker serves HTTP (dialer/asgi.py): Twilio's webhooks have threads of their own, so a person who
+answered never waits behind the pages, the API or a download."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlencode
+
+import pytest
+from asgiref.testing import ApplicationCommunicator
+
+from dialer.asgi import HttpOnThreads
+from tests.conftest import sign
+from voice.models import WebhookEvent
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def http_scope(method: str, path: str, query: str = "", headers: list[tuple[bytes, bytes]] = ()) -> dict:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": path, "raw_path": path.encode(), "query_string": query.encode(), "root_path": "",
+            "headers": [(b"host", b"testserver"), *headers], "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80)}
+
+
+async def response_of(request: ApplicationCommunicator) -> tuple[int, bytes]:
+    start = await request.receive_output(timeout=10)
+    body = b""
+    while True:
+        message = await request.receive_output(timeout=10)
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return start["status"], body
+
+
+def test_a_webhook_is_answered_while_every_page_thread_is_busy():
+    app = HttpOnThreads(webhook_threads=1, page_threads=1)
+    params = {"CallSid": "CA" + "e" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
+              "SequenceNumber": "1"}
+    webhook_body = urlencode(params).encode()
+    form = (b"content-type", b"application/x-www-form-urlencoded")
+
+    async def scenario() -> tuple[int, int]:
+        # A login whose body never finishes arriving: its thread waits inside Django, reading it (the CSRF check
+        # looks for the form's token once a CSRF cookie is there).
+        page = ApplicationCommunicator(app, http_scope("POST", "/accounts/login/", headers=[
+            form, (b"content-length", b"1000"), (b"cookie", b"csrftoken=" + b"a" * 32)]))
+        await page.send_input({"type": "http.request", "body": b"username=a", "more_body": True})
+        await asyncio.sleep(0.3)
+        hook = ApplicationCommunicator(app, http_scope(
+            "POST", "/api/voice/status", "call=999999",
+            headers=[form, (b"content-length", str(len(webhook_body)).encode()),
+                     (b"x-twilio-signature", sign("/api/voice/status?call=999999", params).encode())]))
+        await hook.send_input({"type": "http.request", "body": webhook_body, "more_body": False})
+        hook_status, _ = await response_of(hook)  # with one shared pool this would wait behind the login
+        await page.send_input({"type": "http.request", "body": b"x" * 990, "more_body": False})
+        page_status, _ = await response_of(page)
+        return hook_status, page_status
+
+    hook_status, page_status = asyncio.run(scenario())
+    assert hook_status == 204
+    assert page_status == 403  # no CSRF token: refused, and its thread given back
+    assert WebhookEvent.objects.get(call_sid=params["CallSid"]).status == WebhookEvent.Processing.IGNORED
