@@ -108,8 +108,8 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
     peek = _get_or_unknown(Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id"), call_id)
     if with_ready_agents and fast:
         own = sorted({pk for pk in (peek.bridged_to_id, peek.dialed_for_id) if pk})
-        locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(pk__in=own).order_by("pk")} \
-            if own else {}
+        # (An empty `own` asks the database nothing: Django answers an empty IN list itself.)
+        locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(pk__in=own).order_by("pk")}
         mine = locked.get(peek.dialed_for_id)
         if not (mine and mine.state == AgentSession.State.READY and mine.in_room):  # else the line's agent takes it
             free = (AgentSession.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)

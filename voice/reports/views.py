@@ -73,7 +73,7 @@ def compliance_page(request: HttpRequest, campaign: Campaign, period: Period) ->
 
 
 
-def _csv_response(request: HttpRequest, chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
+def _csv_response(chunks: Iterator[bytes], filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(chunks, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["Cache-Control"] = "private, no-store"
@@ -85,7 +85,7 @@ def _export(name: str, build: Callable) -> Callable:
     @report_view
     def view(request: HttpRequest, campaign: Campaign, period: Period) -> StreamingHttpResponse:
         filename = f"campaign-{campaign.pk}-{name}-{period.first_day}-to-{period.last_day}.csv"
-        return _csv_response(request, build(campaign=campaign, period=period), filename)
+        return _csv_response(build(campaign=campaign, period=period), filename)
 
     view.__name__ = f"{name}_csv"
     return view
