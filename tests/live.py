@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 
 from voice import gateway
 from voice.sandbox import Sandbox, SandboxConfig
@@ -137,3 +137,26 @@ def hold_agent_rows(session_ids: list[int], release: threading.Event, *, hold_s:
     thread.start()
     assert held.wait(5), "the rows were not held"
     return thread
+
+
+def at_once(work, times: int, *, timeout_s: float = 60.0) -> tuple[list, list[Exception]]:
+    """Run `work()` on `times` threads released together (a barrier), each with its own database connection, closed
+    after. Returns what the calls returned and what they raised."""
+    barrier = threading.Barrier(times)
+    results, errors = [], []
+
+    def run():
+        try:
+            barrier.wait(timeout=10)
+            results.append(work())
+        except Exception as exc:  # the caller asserts on them
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout_s)
+    return results, errors

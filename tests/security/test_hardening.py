@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
 
 import pytest
 from django.core.cache import cache
 from django.core.management import call_command
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -17,6 +15,7 @@ from campaigns.imports import ContactImportError, contacts_import_csv
 from campaigns.models import Campaign
 from tests import factories
 from tests.conftest import post_webhook
+from tests.live import at_once
 from voice import services as call_services
 from voice.models import Call, CallEvent, WebhookEvent
 
@@ -146,22 +145,9 @@ def test_two_racing_retries_of_a_failed_webhook_apply_once(ringing_call, monkeyp
     params = {"CallSid": SID, "CallStatus": "ringing", "SequenceNumber": "1"}
     WebhookEvent.objects.create(kind="status", path="/api/voice/status", call_sid=SID, params=params,
                                 signature_valid=True, dedupe_key=f"status:{SID}:1", status="failed")
-    barrier = threading.Barrier(4)
-    results = []
-
-    def deliver():
-        try:
-            barrier.wait()
-            results.append(inbox.webhook_record(kind="status", route="status", path="/api/voice/status",
-                                                params=params, headers={})[1])
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=deliver) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = at_once(lambda: inbox.webhook_record(kind="status", route="status", path="/api/voice/status",
+                                                           params=params, headers={})[1], 4)
+    assert errors == []
     assert sorted(results) == [False, True, True, True]  # one takes the key over, three are duplicates
     assert WebhookEvent.objects.filter(dedupe_key=f"status:{SID}:1").count() == 1
 

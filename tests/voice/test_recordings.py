@@ -6,16 +6,15 @@ drive the real wire format through the sandbox."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connections
 from django.utils import timezone
 
 from campaigns.consent import recording_announcement_for, us_state_for
 from campaigns.models import Campaign
 from tests import factories
+from tests.live import at_once
 from voice import gateway, recordings, supervision
 from voice.models import Call, CallEvent, Recording, Supervision, WebhookEvent
 from voice.states import State
@@ -61,21 +60,8 @@ def recording_params(sid: str, status: str, **extra) -> dict:
 @pytest.mark.django_db(transaction=True)  # real concurrent transactions
 def test_concurrent_join_events_start_one_recording(twilio):
     call = talk()
-    barrier = threading.Barrier(4)
-    results = []
-
-    def join():
-        try:
-            barrier.wait()
-            results.append(recordings.recording_start_for_call(call_id=call.pk))
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=join) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results, errors = at_once(lambda: recordings.recording_start_for_call(call_id=call.pk), 4)
+    assert errors == []
     assert Recording.objects.filter(call=call).count() == 1
     assert twilio["start"] == [call.sid]  # Twilio was asked once
     assert len({r.pk for r in results}) == 1

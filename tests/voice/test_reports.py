@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import threading
 
 import pytest
 from django.core.management import call_command
-from django.db import connections
 from django.db.models import Q, Sum
 from django.utils import timezone
 
 from campaigns.models import AgentStateChange
 from tests import factories
+from tests.live import at_once
 from tests.voice.report_data import EXPECTED, build_floor
 from voice.models import Call, Disposition, human_answered_q, machine_q
 from voice.reports import conditions, rollups, selectors
@@ -261,23 +260,8 @@ def test_two_reports_building_the_rollups_at_once_count_each_call_once():
     """Two managers open the first report of a campaign at the same moment: the advisory lock makes one wait,
     and the second finds nothing left to do."""
     floor = build_floor(day1=DAY1)
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def open_report():
-        try:
-            barrier.wait(timeout=10)
-            results.append(selectors.campaign_report(campaign=floor.campaign, period=period())["total"].dials)
-        except Exception as exc:  # surfaced below
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=open_report) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    results, errors = at_once(
+        lambda: selectors.campaign_report(campaign=floor.campaign, period=period())["total"].dials, 2)
     assert errors == [] and results == [11, 11]
     assert CallHourStat.objects.filter(campaign=floor.campaign, dim="total").count() == 5
 
