@@ -70,15 +70,20 @@ def test_a_create_lost_between_commit_and_send_is_placed_by_the_sweep(floor, fak
     assert len(fake_twilio.creates()) == 1 and call.sid and call.state == states.State.DIALING
 
 
-def test_a_sender_that_died_mid_request_is_taken_over_and_the_redirect_is_idempotent(floor, fake_twilio, webhook,
-                                                                                      crash_after_commit):
-    campaign, session = floor
+def routed_human(floor, webhook) -> tuple[Call, CallEffect]:
+    """A call placed, answered by a person and routed: its redirect into the agent's room is queued."""
+    _, session = floor
     call = place(session)
     outbox.effects_sweep(now=later())
     call.refresh_from_db()
     answer(webhook, call)
     amd(webhook, call, "human")
-    effect = CallEffect.objects.get(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+    return call, CallEffect.objects.get(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+
+
+def test_a_sender_that_died_mid_request_is_taken_over_and_the_redirect_is_idempotent(floor, fake_twilio, webhook,
+                                                                                      crash_after_commit):
+    call, effect = routed_human(floor, webhook)
     # Claimed by a process that then died (its advisory lock went with its connection).
     CallEffect.objects.filter(pk=effect.pk).update(status=Status.SENDING, started_at=timezone.now(), attempts=1)
     outbox.effects_sweep(now=later())
@@ -88,13 +93,7 @@ def test_a_sender_that_died_mid_request_is_taken_over_and_the_redirect_is_idempo
 
 
 def test_a_live_sender_is_left_alone(floor, fake_twilio, webhook, crash_after_commit):
-    campaign, session = floor
-    call = place(session)
-    outbox.effects_sweep(now=later())
-    call.refresh_from_db()
-    answer(webhook, call)
-    amd(webhook, call, "human")
-    effect = CallEffect.objects.get(call=call, kind=states.Effect.REDIRECT_CONFERENCE)
+    call, effect = routed_human(floor, webhook)
     CallEffect.objects.filter(pk=effect.pk).update(status=Status.SENDING, started_at=timezone.now(), attempts=1)
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
