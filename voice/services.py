@@ -29,6 +29,7 @@ from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from realtime import events
 from voice import outbox, states
+from voice.compiled import CompiledGet
 from voice.models import Call, CallEvent, WebhookEvent
 from voice.states import Effect, Outcome, State
 from voice.wake import wake
@@ -95,9 +96,8 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
     the lock order), not every ready agent of the campaign: with fifty agents ready, locking them all cost a
     human verdict three times a status callback's CPU and queued concurrent verdicts behind each other. If none
     of those can take the human, `call_apply` comes back on the ordered path, which sees every ready agent."""
-    calls = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact")
     if fast and not with_ready_agents:
-        call = _get_or_unknown(calls, call_id)
+        call = _get_or_unknown(call_id)
         if call.bridged_to_id is None:
             return call, {}
         session = (AgentSession.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
@@ -105,7 +105,10 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
         if session is None:
             raise _Moved
         return call, {session.pk: session}
-    peek = _get_or_unknown(Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id"), call_id)
+    try:
+        peek = Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id").get(pk=call_id)
+    except Call.DoesNotExist:
+        raise UnknownCall(call_id) from None
     if with_ready_agents and fast:
         own = sorted({pk for pk in (peek.bridged_to_id, peek.dialed_for_id) if pk})
         # (An empty `own` asks the database nothing: Django answers an empty IN list itself.)
@@ -122,15 +125,20 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
         if with_ready_agents:
             wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
         locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(wanted).order_by("pk")}
-    call = _get_or_unknown(calls, call_id)
+    call = _get_or_unknown(call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
     return call, locked
 
 
-def _get_or_unknown(calls, call_id: int) -> Call:
+# The call as every fact reads it, locked, with what the rules need of its campaign and contact.
+_locked_call = CompiledGet(
+    lambda: Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact"))
+
+
+def _get_or_unknown(call_id: int) -> Call:
     try:
-        return calls.get(pk=call_id)
+        return _locked_call.get(call_id)
     except Call.DoesNotExist:
         raise UnknownCall(call_id) from None
 

@@ -1,0 +1,93 @@
+"""voice.compiled: a read compiled once gives what the queryset gives, locks what it locks, and refuses misuse."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.db.transaction import TransactionManagementError
+
+from tests import factories
+from voice.compiled import CompiledGet
+from voice.models import Call
+from voice.states import State
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+locked_call = CompiledGet(
+    lambda: Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact"))
+
+
+def values(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+@pytest.fixture
+def call():
+    campaign = factories.make_campaign(name="Spring renewals", max_hold_s=2.5, voicemail_text="Call us back")
+    contact = factories.make_contact(campaign=campaign, name="Ada Lovelace", company="Engines Ltd")
+    return Call.objects.create(campaign=campaign, contact=contact, state=State.RINGING, sid="CA" + "1" * 32,
+                               answered_by="human", last_sequence=3)
+
+
+def test_it_reads_what_the_queryset_reads_call_campaign_and_contact_in_one_statement(call, django_assert_num_queries):
+    with transaction.atomic():
+        expected = Call.objects.select_related("campaign", "contact").get(pk=call.pk)
+        with django_assert_num_queries(1):
+            got = locked_call.get(call.pk)
+            campaign, contact = got.campaign, got.contact  # joined: no query of their own
+    assert values(got) == values(expected)
+    assert values(campaign) == values(expected.campaign)
+    assert values(contact) == values(expected.contact)
+    assert (campaign.name, contact.name, campaign.max_hold_s) == ("Spring renewals", "Ada Lovelace", 2.5)
+    # Model instances as the ORM makes them: saving one updates the row, it does not insert another.
+    assert not got._state.adding and got._state.db == "default"
+    got.last_sequence = 4
+    got.save(update_fields=["last_sequence"])
+    assert Call.objects.get(pk=call.pk).last_sequence == 4
+    assert Call.objects.count() == 1
+
+
+def test_an_unknown_id_raises_does_not_exist(call):
+    with transaction.atomic(), pytest.raises(Call.DoesNotExist):
+        locked_call.get(call.pk + 1000)
+
+
+def test_a_locking_read_outside_a_transaction_is_refused_as_django_refuses_it(call):
+    with pytest.raises(TransactionManagementError):
+        locked_call.get(call.pk)
+
+
+def test_the_row_is_locked_until_the_transaction_ends(call):
+    """Another connection that will not wait for the row finds it taken while the read's transaction lasts."""
+    outcome: list[str] = []
+
+    def other_connection():
+        try:
+            with transaction.atomic():
+                Call.objects.select_for_update(nowait=True).get(pk=call.pk)
+            outcome.append("got it")
+        except OperationalError:
+            outcome.append("locked")
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        locked_call.get(call.pk)
+        thread = threading.Thread(target=other_connection)
+        thread.start()
+        thread.join(10)
+    thread = threading.Thread(target=other_connection)
+    thread.start()
+    thread.join(10)
+    assert outcome == ["locked", "got it"]
+
+
+def test_the_querysets_own_filters_still_apply(call):
+    """Values fixed in the queryset are compiled in with it: only the id varies."""
+    ringing = CompiledGet(lambda: Call.objects.filter(state=State.RINGING))
+    answered = CompiledGet(lambda: Call.objects.filter(state=State.ANSWERED))
+    assert ringing.get(call.pk).pk == call.pk
+    with pytest.raises(Call.DoesNotExist):
+        answered.get(call.pk)
