@@ -1,4 +1,5 @@
-"""CPU a webhook costs the app itself: signed Twilio callbacks through Django's WSGI handler, in this process.
+"""CPU a webhook costs the app itself: signed Twilio callbacks through the handler production runs them on
+(dialer.asgi.WebhookHandler: Django's WSGI handler with the webhooks' middleware), in this process.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test .venv/bin/python benchmarks/callback_cpu.py \
         [--calls 400] [--profile 40]
@@ -71,9 +72,9 @@ def main() -> None:
 def measure(args) -> None:
     with bench_database():
         from django.conf import settings
-        from django.core.wsgi import get_wsgi_application
 
         from campaigns.models import Contact
+        from dialer.asgi import WebhookHandler
         from tests import factories
         from voice.models import Call
         from voice.states import State
@@ -93,7 +94,7 @@ def measure(args) -> None:
         requests = [request for call in calls
                     for request in webhook_load.lifecycle(signer, (call.pk, call.sid, call.contact.phone),
                                                           rng.choices(names, weights)[0], rng)]
-        app = get_wsgi_application()
+        app = WebhookHandler()
 
         def send(request) -> str:
             statuses: list[str] = []

@@ -30,6 +30,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.core.wsgi import get_wsgi_application  # noqa: E402
 
 from dialer.urls import WEBHOOK_PREFIX  # noqa: E402
@@ -37,17 +38,31 @@ from realtime import events  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 
+class WebhookHandler(WSGIHandler):
+    """Django's WSGI handler with WEBHOOK_MIDDLEWARE instead of MIDDLEWARE (settings.py says why).
+
+    Django builds a handler's middleware chain from settings.MIDDLEWARE when the handler is made; the list is
+    swapped for that moment only, at start-up, before any request thread exists."""
+
+    def load_middleware(self, is_async=False):
+        pages = settings.MIDDLEWARE
+        settings.MIDDLEWARE = settings.WEBHOOK_MIDDLEWARE
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = pages
+
+
 class HttpOnThreads:
-    """HTTP requests on the WSGI handler: Twilio's webhooks on `webhook_threads`, everything else on
-    `page_threads`; requests beyond them wait in the event loop.
+    """HTTP requests on the WSGI handler: Twilio's webhooks on `webhook_threads` (through WebhookHandler),
+    everything else on `page_threads`; requests beyond them wait in the event loop.
 
     The event loop serving the requests is also the one the threads hand realtime events to (realtime.events): a
     process that serves no socket yet still publishes on a loop that lives, never on a new one per event."""
 
     def __init__(self, *, webhook_threads: int, page_threads: int):
-        handler = get_wsgi_application()
-        self.webhooks = WSGIMiddleware(handler, workers=max(1, webhook_threads))
-        self.pages = WSGIMiddleware(handler, workers=max(1, page_threads))
+        self.webhooks = WSGIMiddleware(WebhookHandler(), workers=max(1, webhook_threads))
+        self.pages = WSGIMiddleware(get_wsgi_application(), workers=max(1, page_threads))
 
     async def __call__(self, scope, receive, send):
         events.serve_on(asyncio.get_running_loop())

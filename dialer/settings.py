@@ -73,6 +73,11 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a locked-out login into its lockout answer.
     "axes.middleware.AxesMiddleware",
 ]
+# Twilio's webhooks (/api/voice/) are not pages: no session, user, CSRF token, message, frame or content policy,
+# and no login to lock out. The web processes (the Procfile's and the demo's) run them through a handler with
+# only this (dialer/asgi.py): the rest of MIDDLEWARE was a tenth of a callback's CPU. Django's test client still
+# passes them through all of MIDDLEWARE; tests/test_asgi.py checks the served path.
+WEBHOOK_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
 
 ROOT_URLCONF = "dialer.urls"
 WSGI_APPLICATION = "dialer.wsgi.application"

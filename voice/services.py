@@ -136,6 +136,10 @@ _locked_call = CompiledGet(
     lambda: Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact"))
 
 
+# The contact a finished call schedules (after the call's lock: call -> contact).
+_locked_contact = CompiledGet(lambda: Contact.objects.select_for_update(no_key=True))
+
+
 def _get_or_unknown(call_id: int) -> Call:
     try:
         return _locked_call.get(call_id)
@@ -582,7 +586,7 @@ ABANDONED_PRIORITY_BOOST = 100
 def _contact_after_call(call: Call, now: dt.datetime) -> None:
     """Schedule the contact's next attempt from the call's outcome. Caller holds the call lock; the contact
     row is locked here (call -> contact order)."""
-    contact = Contact.objects.select_for_update(no_key=True).get(pk=call.contact_id)
+    contact = _locked_contact.get(call.contact_id)
     campaign = call.campaign
     outcome = Outcome(call.outcome)
     contact.last_outcome = outcome.value
