@@ -77,7 +77,11 @@ MIDDLEWARE = [
 # and no login to lock out. The web processes (the Procfile's and the demo's) run them through a handler with
 # only this (dialer/asgi.py): the rest of MIDDLEWARE was a tenth of a callback's CPU. Django's test client still
 # passes them through all of MIDDLEWARE; tests/test_asgi.py checks the served path.
-WEBHOOK_MIDDLEWARE = ["django.middleware.security.SecurityMiddleware"]
+WEBHOOK_MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # ALLOWED_HOSTS holds for every request (CommonMiddleware asks for the host).
+    "django.middleware.common.CommonMiddleware",
+]
 
 ROOT_URLCONF = "dialer.urls"
 WSGI_APPLICATION = "dialer.wsgi.application"

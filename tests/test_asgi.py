@@ -69,7 +69,7 @@ def test_a_webhook_is_answered_while_every_page_thread_is_busy():
     assert WebhookEvent.objects.get(call_sid=params["CallSid"]).status == WebhookEvent.Processing.IGNORED
 
 
-def test_webhooks_pass_only_the_security_middleware_pages_all_of_it(settings):
+def test_webhooks_skip_the_page_middleware_pages_keep_all_of_it(settings):
     """Twilio's webhooks skip the page middleware (sessions, CSRF, content policy, ...), which cost a tenth of a
     callback's CPU; pages keep every header they had, and building the webhook handler changes no setting."""
     pages_middleware = list(settings.MIDDLEWARE)
@@ -98,3 +98,23 @@ def test_webhooks_pass_only_the_security_middleware_pages_all_of_it(settings):
     assert not hook_headers & {b"content-security-policy", b"x-frame-options", b"set-cookie", b"vary"}
     assert {b"content-security-policy", b"x-frame-options", b"x-content-type-options"} <= page_headers
     assert WebhookEvent.objects.get(call_sid=params["CallSid"]).status == WebhookEvent.Processing.IGNORED
+
+
+def test_a_webhook_for_a_host_not_allowed_is_refused_before_anything_is_stored():
+    app = HttpOnThreads(webhook_threads=1, page_threads=1)
+    params = {"CallSid": "CA" + "d" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
+              "SequenceNumber": "1"}
+    body = urlencode(params).encode()
+    scope = http_scope("POST", "/api/voice/status", "call=999997", headers=[
+        (b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", str(len(body)).encode()),
+        (b"x-twilio-signature", sign("/api/voice/status?call=999997", params).encode())])
+    scope["headers"] = [(b"host", b"evil.example"), *scope["headers"][1:]]
+
+    async def scenario():
+        hook = ApplicationCommunicator(app, scope)
+        await hook.send_input({"type": "http.request", "body": body, "more_body": False})
+        return await response_of(hook)
+
+    status, _ = asyncio.run(scenario())
+    assert status == 400
+    assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
