@@ -1,23 +1,29 @@
-"""A queryset read by primary key whose SQL Django compiles once per process, not once per read.
+"""The webhook hot path's statements, compiled once per process instead of built by the ORM on every webhook.
 
-Why: every webhook reads its call locked, with the campaign and the contact joined (89 columns). Django builds
-that SELECT from scratch each time (aliases, quoting, converters for every column): a third of a status
-callback's CPU went there (benchmarks/callback_cpu.py). The statement is the same every time but for the id,
-so it is compiled the first time it is needed and then only executed; the rows become model instances
-exactly as the queryset would build them (`Model.from_db` and Django's populators for `select_related`), so
-what callers receive does not change. `tests/voice/test_compiled.py` compares both.
+Why: every webhook reads its call locked, with the campaign and the contact joined (89 columns), and writes its
+raw row, the call, the call's event and sometimes the contact. Django builds each of those statements from
+scratch every time (aliases, quoting, a converter and a placeholder per column, signals), and that was most of
+a status callback's CPU: the read alone a third (benchmarks/callback_cpu.py; docs/performance.md has the figures).
+The statements are the same every time but for the values, so each is compiled once and then only executed.
 
-The queryset's own filters are compiled in with it; only the primary key varies from one read to the next.
+- `CompiledGet(lambda: queryset).get(pk)` is `queryset.get(pk=pk)`: the queryset's own filters and locks are
+  compiled in, only the id varies; rows become model instances as the queryset builds them (`Model.from_db`
+  and Django's populators for `select_related`).
+- `insert(obj)` and `update(obj, fields)` write what `obj.save()` writes: every field's `pre_save` (so
+  `auto_now_add` stamps) and `get_db_prep_save` (so JSON) as in `save()`, with a statement compiled once per
+  model and set of columns; a value only `save()` can write (an expression, a database default left unset) goes
+  through `save()`. They send no `pre_save` / `post_save` signals: nothing listens for the models they write.
+
+`tests/voice/test_compiled.py` compares what each gives or writes with what the ORM does.
 """
-
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from django.db import connections
-from django.db.models import Model, QuerySet
+from django.db import DatabaseError, connections
+from django.db.models import Field, Model, QuerySet
 from django.db.models.query import get_related_populators
 from django.db.transaction import TransactionManagementError
 
@@ -91,3 +97,89 @@ class CompiledGet(Generic[M]):
         )
         self._plans[using] = plan
         return plan
+
+
+@dataclass(frozen=True)
+class _Write:
+    sql: str
+    fields: list[Field]
+    returning: list[Field]
+
+
+_writes: dict[tuple, _Write] = {}
+
+
+def _prepared(obj: Model, fields: list[Field], *, add: bool, connection) -> list | None:
+    """The values Django's save() would send for these fields; None if one is an expression (a database
+    default not overridden, an F()), which only save() knows how to write."""
+    values = []
+    for field in fields:
+        value = field.pre_save(obj, add)
+        if hasattr(value, "resolve_expression"):
+            return None
+        values.append(field.get_db_prep_save(value, connection=connection))
+    return values
+
+
+def _statement(key: tuple, build: Callable[[], _Write]) -> _Write:
+    statement = _writes.get(key)
+    if statement is None:
+        statement = build()
+        if any(hasattr(field, "get_placeholder") for field in statement.fields):
+            raise ValueError(f"{key[1].__name__}: a field with its own placeholder needs save()")
+        _writes[key] = statement
+    return statement
+
+
+def insert(obj: Model, *, using: str = "default") -> None:
+    """`obj.save(force_insert=True)` for a new row whose primary key the database gives."""
+    if obj.pk is not None:
+        raise ValueError("insert() is for rows the database numbers")
+    model, connection = type(obj), connections[using]
+    meta, quote = model._meta, connection.ops.quote_name
+
+    def build() -> _Write:
+        fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field and not f.generated]
+        returning = list(meta.db_returning_fields)
+        columns = ", ".join(quote(f.column) for f in fields)
+        placeholders = ", ".join(["%s"] * len(fields))
+        returned = ", ".join(quote(f.column) for f in returning)
+        # Identifiers from the model, quoted by the backend; every value is a parameter.
+        sql = f"INSERT INTO {quote(meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING {returned}"  # noqa: S608
+        return _Write(sql=sql, fields=fields, returning=returning)
+
+    statement = _statement((using, model, "insert"), build)
+    values = _prepared(obj, statement.fields, add=True, connection=connection)
+    if values is None:
+        obj.save(force_insert=True, using=using)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, values)
+        for field, value in zip(statement.returning, cursor.fetchone(), strict=True):
+            setattr(obj, field.attname, value)
+    obj._state.adding, obj._state.db = False, using
+
+
+def update(obj: Model, fields: list[str] | set[str], *, using: str = "default") -> None:
+    """`obj.save(update_fields=fields)`: the row must exist (as save() says, DatabaseError otherwise)."""
+    model, connection = type(obj), connections[using]
+    meta, quote = model._meta, connection.ops.quote_name
+    names = tuple(sorted(fields))
+    if not names:
+        return
+
+    def build() -> _Write:
+        targets = [meta.get_field(name) for name in names]
+        assignments = ", ".join(f"{quote(f.column)} = %s" for f in targets)
+        sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+        return _Write(sql=sql, fields=targets, returning=[])
+
+    statement = _statement((using, model, names), build)
+    values = _prepared(obj, statement.fields, add=False, connection=connection)
+    if values is None:
+        obj.save(update_fields=names, using=using)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, [*values, obj.pk])
+        if cursor.rowcount != 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")

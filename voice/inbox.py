@@ -20,7 +20,7 @@ from django.urls import Resolver404, resolve
 from django.utils import timezone
 
 from campaigns.consent import recording_announcement_for
-from voice import floor, presence, recordings, services, states, supervision, twiml
+from voice import compiled, floor, presence, recordings, services, states, supervision, twiml
 from voice.models import Call, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,7 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
             # row back, so it costs no second write (the rare other outcomes below rewrite it).
             _mark(row, Processing.PROCESSED, "")
             row.attempts = 1
-            row.save()
+            compiled.insert(row)
             stored = True
             handler = HANDLERS.get(_route(row))
             if handler is None:

@@ -28,7 +28,7 @@ from django.utils import timezone
 from campaigns.agent_log import agent_state_log
 from campaigns.models import AgentSession, Campaign, Contact, DispositionCode, DoNotCall
 from realtime import events
-from voice import outbox, states
+from voice import compiled, outbox, states
 from voice.compiled import CompiledGet
 from voice.models import Call, CallEvent, WebhookEvent
 from voice.states import Effect, Outcome, State
@@ -278,12 +278,12 @@ def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: d
     rest_first = sorted(result.effects, key=lambda effect: effect not in REST_EFFECTS)
     for effect in rest_first:
         _effect_in_transaction(effect, call, result, locked, now, fields, after)
-    call.save(update_fields=sorted(fields))
-    CallEvent.objects.create(
+    compiled.update(call, fields)
+    compiled.insert(CallEvent(
         call=call, kind=type(fact).__name__, from_state=from_state, to_state=call.state,
         detail=(result.reason or "")[:200], webhook=webhook,
         data={"effects": [str(e) for e in result.effects], "outcome": call.outcome},
-    )
+    ))
     if result.changed or "answered_by" in fields:
         events.publish_call(call)
     if result.changed and call.state == State.ENDED:
@@ -614,7 +614,7 @@ def _contact_after_call(call: Call, now: dt.datetime) -> None:
             contact.abandoned_at = now
             contact.priority = max(contact.priority, ABANDONED_PRIORITY_BOOST)
         _retry_or_exhaust(contact, campaign, outcome, now)
-    contact.save(update_fields=fields)
+    compiled.update(contact, fields)
 
 
 def _retry_or_exhaust(contact: Contact, campaign: Campaign, outcome: Outcome, now: dt.datetime) -> None:

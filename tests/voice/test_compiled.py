@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
 
 from tests import factories
+from voice import compiled
 from voice.compiled import CompiledGet
-from voice.models import Call
+from voice.models import Call, CallEvent, WebhookEvent
 from voice.states import State
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -91,3 +92,53 @@ def test_the_querysets_own_filters_still_apply(call):
     assert ringing.get(call.pk).pk == call.pk
     with pytest.raises(Call.DoesNotExist):
         answered.get(call.pk)
+
+
+def raw_row(**fields) -> WebhookEvent:
+    return WebhookEvent(kind="status", route="status", path="/api/voice/status?call=1", call_sid="CA" + "2" * 32,
+                        params={"CallStatus": "ringing", "Note": "naïve \ufffd"}, headers={"User-Agent": "x"},
+                        signature_valid=True, status="processed", attempts=1, **fields)
+
+
+def test_an_insert_writes_the_row_save_writes(call):
+    by_save, by_insert = raw_row(dedupe_key="a"), raw_row(dedupe_key="b")
+    by_save.save()
+    compiled.insert(by_insert)
+    assert by_insert.pk and not by_insert._state.adding
+    ignored = {"id", "dedupe_key", "received_at"}
+    stored = {row.pk: {k: v for k, v in values(row).items() if k not in ignored}
+              for row in WebhookEvent.objects.all()}
+    assert stored[by_insert.pk] == stored[by_save.pk]
+    assert stored[by_insert.pk]["params"] == {"CallStatus": "ringing", "Note": "naïve \ufffd"}
+    assert WebhookEvent.objects.get(pk=by_insert.pk).received_at is not None  # auto_now_add, as save() sets it
+    event = CallEvent(call=call, kind="Status", from_state="dialing", to_state="ringing", data={"effects": []})
+    compiled.insert(event)
+    assert CallEvent.objects.get(pk=event.pk).call_id == call.pk
+
+
+def test_a_database_default_left_unset_is_written_by_save_itself(call):
+    row = WebhookEvent(kind="status", path="/api/voice/status", signature_valid=True)  # no route: its db_default
+    compiled.insert(row)
+    assert WebhookEvent.objects.get(pk=row.pk).route == ""
+
+
+def test_a_duplicate_key_is_the_integrity_error_save_raises(call):
+    compiled.insert(raw_row(dedupe_key="same"))
+    with pytest.raises(IntegrityError), transaction.atomic():
+        compiled.insert(raw_row(dedupe_key="same"))
+    assert WebhookEvent.objects.count() == 1
+
+
+def test_an_update_writes_only_the_fields_it_names(call):
+    call.last_sequence = 9
+    call.answered_by = "machine_start"  # changed in memory, not named: stays as stored
+    compiled.update(call, {"last_sequence"})
+    stored = Call.objects.get(pk=call.pk)
+    assert (stored.last_sequence, stored.answered_by) == (9, "human")
+
+
+def test_an_update_of_a_row_that_is_gone_raises_as_save_does(call):
+    Call.objects.filter(pk=call.pk).delete()
+    call.last_sequence = 5
+    with pytest.raises(DatabaseError):
+        compiled.update(call, ["last_sequence"])

@@ -16,7 +16,7 @@ from campaigns.models import AgentSession
 from tests import factories
 from tests.live import hold_agent_rows
 from tests.voice.test_webhooks import amd, answer, params_for, place, status
-from voice import inbox, services
+from voice import compiled, inbox, services
 from voice.models import Call, CallEvent, WebhookEvent
 from voice.states import State
 
@@ -136,10 +136,14 @@ def test_a_failure_while_applying_keeps_the_raw_row_and_applies_nothing(floor, w
     _, session = floor
     call = place(session)
 
-    def crash(**kwargs):
-        raise RuntimeError("disk on fire")
+    write = compiled.insert
 
-    monkeypatch.setattr(CallEvent.objects, "create", crash)  # after the call row was updated
+    def crash(row, **kwargs):
+        if isinstance(row, CallEvent):  # the call's event is written after the call row was updated
+            raise RuntimeError("disk on fire")
+        write(row, **kwargs)
+
+    monkeypatch.setattr(compiled, "insert", crash)
     response = status(webhook, call, "ringing", 1)
     assert response.status_code == 204
     call.refresh_from_db()
