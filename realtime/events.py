@@ -45,9 +45,10 @@ async def _group_send_all(layer, groups: tuple[str, ...], message: dict) -> None
 # The event loop that serves this process's sockets and HTTP requests (set by the consumers and dialer.asgi).
 # Events published from plain threads (HTTP requests, the pacer worker, hold timers) are handed to it: the
 # in-memory layer's queues belong to that loop, and a foreign loop's put would sit unseen until something else
-# woke it. With Redis it also saves a loop (and a connection) per event.
+# woke it. With Redis it also saves a loop (and a connection) per event. The thread does not wait for the send:
+# a Twilio callback's thread is free as soon as its transaction commits, whatever Redis or the loop is doing
+# (it used to wait up to 5 s), and events carry versions, so sends finishing in another order change nothing.
 _server_loop: asyncio.AbstractEventLoop | None = None
-SEND_TIMEOUT_S = 5.0
 
 
 def serve_on(loop: asyncio.AbstractEventLoop) -> None:
@@ -218,7 +219,7 @@ def _send_raw(groups: tuple[str, ...], message: dict) -> None:
     loop = _server_loop
     try:
         if loop is not None and loop.is_running() and loop is not _running_loop():
-            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop).result(SEND_TIMEOUT_S)
+            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop)
         else:
             async_to_sync(_group_send_all)(layer, groups, message)
     except Exception:
