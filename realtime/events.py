@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
 
 from asgiref.sync import async_to_sync
@@ -48,7 +49,13 @@ async def _group_send_all(layer, groups: tuple[str, ...], message: dict) -> None
 # woke it. With Redis it also saves a loop (and a connection) per event. The thread does not wait for the send:
 # a Twilio callback's thread is free as soon as its transaction commits, whatever Redis or the loop is doing
 # (it used to wait up to 5 s), and events carry versions, so sends finishing in another order change nothing.
+# At most SENDS_IN_FLIGHT sends per process are outstanding: past that a publisher waits (SEND_TIMEOUT_S at most,
+# then the event is dropped and logged), so a stalled Redis slows publishers instead of piling up sends and
+# connections.
 _server_loop: asyncio.AbstractEventLoop | None = None
+SENDS_IN_FLIGHT = 64
+SEND_TIMEOUT_S = 5.0
+_in_flight = threading.BoundedSemaphore(SENDS_IN_FLIGHT)
 
 
 def serve_on(loop: asyncio.AbstractEventLoop) -> None:
@@ -219,8 +226,28 @@ def _send_raw(groups: tuple[str, ...], message: dict) -> None:
     loop = _server_loop
     try:
         if loop is not None and loop.is_running() and loop is not _running_loop():
-            asyncio.run_coroutine_threadsafe(_group_send_all(layer, groups, message), loop)
+            _hand_over(loop, layer, groups, message)
         else:
             async_to_sync(_group_send_all)(layer, groups, message)
     except Exception:
         log.exception("sending %s to %s failed", message.get("type"), groups)
+
+
+def _hand_over(loop: asyncio.AbstractEventLoop, layer, groups: tuple[str, ...], message: dict) -> None:
+    in_flight = _in_flight
+    if not in_flight.acquire(timeout=SEND_TIMEOUT_S):
+        log.error("dropped %s to %s: %d realtime sends still in flight after %.0f s", message.get("type"), groups,
+                  SENDS_IN_FLIGHT, SEND_TIMEOUT_S)
+        return
+
+    async def send() -> None:
+        try:
+            await _group_send_all(layer, groups, message)
+        finally:
+            in_flight.release()
+
+    try:
+        asyncio.run_coroutine_threadsafe(send(), loop)
+    except RuntimeError:  # the loop closed meanwhile (shutdown)
+        in_flight.release()
+        raise

@@ -22,9 +22,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from django.db import DatabaseError, connections
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Field, Model, QuerySet
-from django.db.models.query import get_related_populators
+from django.db.models.query import ModelIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=Model)
@@ -57,14 +57,17 @@ class CompiledGet(Generic[M]):
 
     def get(self, pk: int, *, using: str = "default") -> M:
         plan = self._plans.get(using) or self._compile(using)
-        connection = connections[using]
-        if plan.locks and connection.get_autocommit():
+        connection, model = connections[using], plan.model
+        if plan.locks and connection.get_autocommit() and connection.features.has_select_for_update:
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        params = tuple(pk if value == _MARK else value for value in plan.params)
-        with connection.cursor() as cursor:
-            cursor.execute(plan.sql, params)
-            row = cursor.fetchone()
-        model = plan.model
+        low, high = connection.ops.integer_field_range(model._meta.pk.get_internal_type())
+        row = None
+        # An id no column can hold matches nothing, as the ORM answers it (SQLite would raise instead).
+        if (low is None or pk >= low) and (high is None or pk <= high):
+            params = tuple(pk if value == _MARK else value for value in plan.params)
+            with connection.cursor() as cursor:
+                cursor.execute(plan.sql, params)
+                row = cursor.fetchone()
         if row is None:
             raise model.DoesNotExist(f"{model.__name__} matching query does not exist.")
         row = list(row[: plan.columns])
@@ -79,8 +82,13 @@ class CompiledGet(Generic[M]):
         return obj
 
     def _compile(self, using: str) -> _Plan:
-        queryset = self._queryset().using(using).filter(pk=_MARK)
-        compiler = queryset.query.get_compiler(using=using)
+        # No ordering, as get() does: one row is read.
+        queryset = self._queryset().using(using).filter(pk=_MARK).order_by()
+        query = queryset.query
+        if (query.annotations or query.extra or queryset._prefetch_related_lookups
+                or queryset._iterable_class is not ModelIterable):
+            raise ValueError("CompiledGet reads model rows only: no annotations, extra, prefetch or values()")
+        compiler = query.get_compiler(using=using)
         sql, params = compiler.as_sql()
         if list(params).count(_MARK) != 1:
             raise ValueError("the compiled statement must take the primary key exactly once")
@@ -111,7 +119,9 @@ _writes: dict[tuple, _Write] = {}
 
 def _prepared(obj: Model, fields: list[Field], *, add: bool, connection) -> list | None:
     """The values Django's save() would send for these fields; None if one is an expression (a database
-    default not overridden, an F()), which only save() knows how to write."""
+    default not overridden, an F()), which only save() knows how to write. Like save(), refuses an unsaved
+    related object and takes the id of one saved since it was assigned."""
+    obj._prepare_related_fields_for_save(operation_name="save")
     values = []
     for field in fields:
         value = field.pre_save(obj, add)
@@ -153,10 +163,15 @@ def insert(obj: Model, *, using: str = "default") -> None:
     if values is None:
         obj.save(force_insert=True, using=using)
         return
-    with connection.cursor() as cursor:
+    # As save(): a failed statement inside atomic() marks it for rollback, so a caller that catches the error
+    # inside an outer atomic() gets the inner savepoint rolled back, not an aborted transaction.
+    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(statement.sql, values)
-        for field, value in zip(statement.returning, cursor.fetchone(), strict=True):
-            setattr(obj, field.attname, value)
+        returned = cursor.fetchone()
+    for field, value in zip(statement.returning, returned, strict=True):
+        for converter in field.get_db_converters(connection):
+            value = converter(value, field, connection)
+        setattr(obj, field.attname, value)
     obj._state.adding, obj._state.db = False, using
 
 
@@ -164,12 +179,17 @@ def update(obj: Model, fields: list[str] | set[str], *, using: str = "default") 
     """`obj.save(update_fields=fields)`: the row must exist (as save() says, DatabaseError otherwise)."""
     model, connection = type(obj), connections[using]
     meta, quote = model._meta, connection.ops.quote_name
+    if obj.pk is None:
+        raise ValueError("update() needs a row with a primary key")
     names = tuple(sorted(fields))
     if not names:
         return
 
     def build() -> _Write:
-        targets = [meta.get_field(name) for name in names]
+        # Names or attnames ("bridged_to" / "bridged_to_id"), each column once; only columns of this row.
+        targets = list(dict.fromkeys(meta.get_field(name) for name in names))
+        if any(not f.concrete or f.primary_key or f.generated or f.many_to_many for f in targets):
+            raise ValueError(f"update() writes plain columns only: {names}")
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in targets)
         sql = f"UPDATE {quote(meta.db_table)} SET {assignments} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
         return _Write(sql=sql, fields=targets, returning=[])
@@ -179,7 +199,8 @@ def update(obj: Model, fields: list[str] | set[str], *, using: str = "default") 
     if values is None:
         obj.save(update_fields=names, using=using)
         return
-    with connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
         cursor.execute(statement.sql, [*values, obj.pk])
-        if cursor.rowcount != 1:
-            raise DatabaseError("Save with update_fields did not affect any rows.")
+        updated = cursor.rowcount
+    if updated != 1:
+        raise DatabaseError("Save with update_fields did not affect any rows.")

@@ -142,3 +142,45 @@ def test_an_update_of_a_row_that_is_gone_raises_as_save_does(call):
     call.last_sequence = 5
     with pytest.raises(DatabaseError):
         compiled.update(call, ["last_sequence"])
+
+
+def test_an_unsaved_related_object_is_refused_as_save_refuses_it(call):
+    unsaved = raw_row(dedupe_key="c")
+    event = CallEvent(call=call, kind="Status", webhook=unsaved)
+    with pytest.raises(ValueError, match="unsaved related object"):
+        compiled.insert(event)
+    compiled.insert(unsaved)  # saved after being assigned: its id is taken, as save() takes it
+    compiled.insert(event)
+    assert CallEvent.objects.get(pk=event.pk).webhook_id == unsaved.pk
+
+
+def test_an_error_caught_inside_an_inner_atomic_leaves_the_outer_transaction_usable(call):
+    compiled.insert(raw_row(dedupe_key="same"))
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                compiled.insert(raw_row(dedupe_key="same"))
+        except IntegrityError:
+            pass
+        compiled.insert(raw_row(dedupe_key="other"))
+    assert WebhookEvent.objects.count() == 2
+
+
+def test_an_update_names_a_foreign_key_by_name_or_attname_once(call):
+    session = factories.make_session(campaign=call.campaign)
+    call.bridged_to = session
+    compiled.update(call, ["bridged_to", "bridged_to_id"])
+    assert Call.objects.get(pk=call.pk).bridged_to_id == session.pk
+
+
+def test_an_id_no_column_can_hold_is_simply_not_found(call):
+    with transaction.atomic(), pytest.raises(Call.DoesNotExist):
+        locked_call.get(10**30)
+
+
+def test_querysets_it_cannot_reproduce_are_refused(call):
+    from django.db.models import Count
+
+    counted = CompiledGet(lambda: Call.objects.annotate(n=Count("events")))
+    with pytest.raises(ValueError, match="model rows only"):
+        counted.get(call.pk)
