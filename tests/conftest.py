@@ -51,7 +51,16 @@ def post_webhook(client, name: str, params: dict, *, query: dict | None = None, 
 
 
 @pytest.fixture
-def webhook(client):
+def webhook():
+    """Signed webhooks through the middleware production gives them (WEBHOOK_MIDDLEWARE, dialer/asgi.py), not the
+    pages' MIDDLEWARE: a webhook view that came to need a session or a user fails here, not only in production."""
+    from django.test import Client
+    from django.test.utils import override_settings
+
+    client = Client()
+    with override_settings(MIDDLEWARE=settings.WEBHOOK_MIDDLEWARE):
+        client.handler.load_middleware()
+
     def send(name: str, params: dict, **kwargs):
         return post_webhook(client, name, params, **kwargs)
 
