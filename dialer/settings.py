@@ -75,8 +75,8 @@ MIDDLEWARE = [
 ]
 # Twilio's webhooks (/api/voice/) are not pages: no session, user, CSRF token, message, frame or content policy,
 # and no login to lock out. The web processes (the Procfile's and the demo's) run them through a handler with
-# only this (dialer/asgi.py): the rest of MIDDLEWARE was a tenth of a callback's CPU. Django's test client still
-# passes them through all of MIDDLEWARE; tests/test_asgi.py checks the served path.
+# only this (dialer/asgi.py): the rest of MIDDLEWARE was a tenth of a callback's CPU. The suite's webhook fixture
+# posts through it too (tests/conftest.py).
 WEBHOOK_MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # ALLOWED_HOSTS holds for every request (CommonMiddleware asks for the host).
