@@ -272,6 +272,11 @@ def _persist(call: Call, result: states.Transition, fact: states.Fact, locked: d
         if stamp and getattr(call, stamp) is None:
             setattr(call, stamp, now)
             fields.add(stamp)
+    elif "answered_by" in fields:
+        # A late verdict filling the blank is published too (below): a new picture of the call needs a new
+        # version, or a page could keep whichever of the two equal versions reached it last.
+        call.version += 1
+        fields.add("version")
     after: list[Callable[[], None]] = []
     # Twilio requests are registered first so they leave before realtime events and wake-ups: the
     # human on hold waits for the redirect, the screens can wait a millisecond more.

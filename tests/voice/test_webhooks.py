@@ -292,6 +292,22 @@ def test_duplicates_are_stored_and_applied_once(floor, webhook):
     assert sorted(rows.values_list("status", flat=True)) == ["duplicate", "duplicate", "processed"]
 
 
+def test_a_late_verdict_filling_the_blank_is_a_new_version_of_the_call(floor, webhook):
+    """Pages keep the highest version of a call they have seen: a verdict that arrives after the call ended (and
+    only fills in who answered) must not share a version with the ending, or a page could keep the older one."""
+    campaign, session = floor
+    call = place(session)
+    status(webhook, call, "ringing", 1)
+    answer(webhook, call)
+    status(webhook, call, "completed", 3, CallDuration="4")
+    call.refresh_from_db()
+    ended = (call.state, call.version, call.answered_by)
+    amd(webhook, call, "machine_end_beep")
+    call.refresh_from_db()
+    assert ended[0] == call.state == "ended" and ended[2] == ""
+    assert (call.answered_by, call.version) == ("machine_end_beep", ended[1] + 1)
+
+
 def test_agent_softphone_leg_joins_the_room(floor, webhook):
     campaign, session = floor
     session.in_room = False
