@@ -39,6 +39,7 @@ class _Plan:
     sql: str
     params: tuple  # with _MARK where the id goes
     locks: bool  # SELECT ... FOR UPDATE: only inside a transaction
+    ids: tuple[int | None, int | None]  # the ids the primary key column can hold (None: no bound)
     columns: int
     converters: list
     init_list: list[str]
@@ -60,7 +61,7 @@ class CompiledGet(Generic[M]):
         connection, model = connections[using], plan.model
         if plan.locks and connection.get_autocommit() and connection.features.has_select_for_update:
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
-        low, high = connection.ops.integer_field_range(model._meta.pk.get_internal_type())
+        low, high = plan.ids
         row = None
         # An id no column can hold matches nothing, as the ORM answers it (SQLite would raise instead).
         if (low is None or pk >= low) and (high is None or pk <= high):
@@ -96,7 +97,8 @@ class CompiledGet(Generic[M]):
         fields = klass_info["select_fields"]
         columns = [column for column, _sql, _alias in select[: compiler.col_count]]
         plan = _Plan(
-            model=queryset.model, sql=sql, params=tuple(params), locks=bool(queryset.query.select_for_update),
+            model=queryset.model, sql=sql, params=tuple(params), locks=bool(query.select_for_update),
+            ids=compiler.connection.ops.integer_field_range(queryset.model._meta.pk.get_internal_type()),
             columns=len(columns),
             converters=list(compiler.get_converters(columns).items()),
             init_list=[column.target.attname for column, _sql, _alias in select[fields[0]: fields[-1] + 1]],

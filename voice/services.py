@@ -97,7 +97,7 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
     human verdict three times a status callback's CPU and queued concurrent verdicts behind each other. If none
     of those can take the human, `call_apply` comes back on the ordered path, which sees every ready agent."""
     if fast and not with_ready_agents:
-        call = _get_or_unknown(call_id)
+        call = _read_or_unknown(_locked_call, call_id)
         if call.bridged_to_id is None:
             return call, {}
         session = (AgentSession.objects.select_for_update(of=("self",), no_key=True, skip_locked=True)
@@ -105,10 +105,7 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
         if session is None:
             raise _Moved
         return call, {session.pk: session}
-    try:
-        peek = Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id").get(pk=call_id)
-    except Call.DoesNotExist:
-        raise UnknownCall(call_id) from None
+    peek = _read_or_unknown(_peeked_call, call_id)
     if with_ready_agents and fast:
         own = sorted({pk for pk in (peek.bridged_to_id, peek.dialed_for_id) if pk})
         # (An empty `own` asks the database nothing: Django answers an empty IN list itself.)
@@ -125,7 +122,7 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
         if with_ready_agents:
             wanted |= Q(campaign_id=peek.campaign_id, state=AgentSession.State.READY, in_room=True)
         locked = {s.pk: s for s in sessions_for_update().select_related("agent").filter(wanted).order_by("pk")}
-    call = _get_or_unknown(call_id)
+    call = _read_or_unknown(_locked_call, call_id)
     if call.bridged_to_id != peek.bridged_to_id:
         raise _Moved
     return call, locked
@@ -134,15 +131,17 @@ def call_lock(call_id: int, *, with_ready_agents: bool, fast: bool = False) -> t
 # The call as every fact reads it, locked, with what the rules need of its campaign and contact.
 _locked_call = CompiledGet(
     lambda: Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign", "contact"))
+# The unlocked look at whose locks a fact needs, before taking them in order.
+_peeked_call = CompiledGet(lambda: Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id"))
 
 
 # The contact a finished call schedules (after the call's lock: call -> contact).
 _locked_contact = CompiledGet(lambda: Contact.objects.select_for_update(no_key=True))
 
 
-def _get_or_unknown(call_id: int) -> Call:
+def _read_or_unknown(read: CompiledGet[Call], call_id: int) -> Call:
     try:
-        return _locked_call.get(call_id)
+        return read.get(call_id)
     except Call.DoesNotExist:
         raise UnknownCall(call_id) from None
 

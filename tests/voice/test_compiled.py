@@ -184,3 +184,12 @@ def test_querysets_it_cannot_reproduce_are_refused(call):
     counted = CompiledGet(lambda: Call.objects.annotate(n=Count("events")))
     with pytest.raises(ValueError, match="model rows only"):
         counted.get(call.pk)
+
+
+def test_a_read_of_some_fields_defers_the_rest_as_only_does(call, django_assert_num_queries):
+    peek = CompiledGet(lambda: Call.objects.only("campaign_id", "bridged_to_id", "dialed_for_id"))
+    with django_assert_num_queries(1):
+        got = peek.get(call.pk)
+        assert (got.campaign_id, got.bridged_to_id) == (call.campaign_id, None)
+    assert got.get_deferred_fields() == Call.objects.only(
+        "campaign_id", "bridged_to_id", "dialed_for_id").get(pk=call.pk).get_deferred_fields()
