@@ -14,6 +14,11 @@ The statements are the same every time but for the values, so each is compiled o
   model and set of columns; a value only `save()` can write (an expression, a database default left unset) goes
   through `save()`. They send no `pre_save` / `post_save` signals: nothing listens for the models they write.
 
+On PostgreSQL the statements are also prepared (parsed and planned once per connection, not on every webhook):
+they run on a cursor that binds parameters on the server, which psycopg prepares after a few uses; planning the
+call's locked read cost PostgreSQL more than running it. The ORM's own queries keep Django's client-side binding.
+Settings' `DATABASE_PREPARED_STATEMENTS` turns it off (for a pooler that cannot keep prepared statements).
+
 `tests/voice/test_compiled.py` compares what each gives or writes with what the ORM does.
 """
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from django.db import DatabaseError, connections, transaction
+from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Field, Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
 from django.db.transaction import TransactionManagementError
@@ -31,6 +37,32 @@ M = TypeVar("M", bound=Model)
 
 # A value no primary key has, to find the id's place among the compiled statement's parameters.
 _MARK = -987_654_321
+
+
+def _cursor(connection):
+    """A cursor for a compiled statement: Django's (its query log, its execute wrappers, its errors), over one
+    that binds parameters on the server where psycopg prepares statements (the connection's prepare_threshold),
+    else the ordinary one."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    connection.ensure_connection()
+    if connection.connection.prepare_threshold is None:
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.validate_thread_sharing()
+    with connection.wrap_database_errors:
+        cursor = ServerBindingCursor(connection.connection)
+    return _LoggedCursor(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+class _LoggedCursor(CursorDebugWrapper):
+    """Logs a statement with its values, as Django logs one bound on the client (the query counts of the tests,
+    DEBUG's log): psycopg keeps no text of a prepared statement's execution for Django to log."""
+
+    def execute(self, sql, params=None):
+        with self.debug_sql(self.db.ops.compose_sql(sql, params), params):
+            return CursorWrapper.execute(self, sql, params)
 
 
 @dataclass(frozen=True)
@@ -66,7 +98,7 @@ class CompiledGet(Generic[M]):
         # An id no column can hold matches nothing, as the ORM answers it (SQLite would raise instead).
         if (low is None or pk >= low) and (high is None or pk <= high):
             params = tuple(pk if value == _MARK else value for value in plan.params)
-            with connection.cursor() as cursor:
+            with _cursor(connection) as cursor:
                 cursor.execute(plan.sql, params)
                 row = cursor.fetchone()
         if row is None:
@@ -167,7 +199,7 @@ def insert(obj: Model, *, using: str = "default") -> None:
         return
     # As save(): a failed statement inside atomic() marks it for rollback, so a caller that catches the error
     # inside an outer atomic() gets the inner savepoint rolled back, not an aborted transaction.
-    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(using), _cursor(connection) as cursor:
         cursor.execute(statement.sql, values)
         returned = cursor.fetchone()
     for field, value in zip(statement.returning, returned, strict=True):
@@ -201,7 +233,7 @@ def update(obj: Model, fields: list[str] | set[str], *, using: str = "default") 
     if values is None:
         obj.save(update_fields=names, using=using)
         return
-    with transaction.mark_for_rollback_on_error(using), connection.cursor() as cursor:
+    with transaction.mark_for_rollback_on_error(using), _cursor(connection) as cursor:
         cursor.execute(statement.sql, [*values, obj.pk])
         updated = cursor.rowcount
     if updated != 1:

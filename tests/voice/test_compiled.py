@@ -193,3 +193,52 @@ def test_a_read_of_some_fields_defers_the_rest_as_only_does(call, django_assert_
         assert (got.campaign_id, got.bridged_to_id) == (call.campaign_id, None)
     assert got.get_deferred_fields() == Call.objects.only(
         "campaign_id", "bridged_to_id", "dialed_for_id").get(pk=call.pk).get_deferred_fields()
+
+
+def prepared_statements() -> list[str]:
+    """The statements PostgreSQL holds prepared for this connection."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+def test_postgresql_prepares_the_statements_and_they_still_give_what_the_orm_gives(call, django_assert_num_queries):
+    """After a few uses on a connection the read, the insert and the update run as prepared statements
+    (PostgreSQL plans them once); what they read and write does not change, and the query log still shows them
+    with their values (tests count and read it)."""
+    expected = Call.objects.select_related("campaign", "contact").get(pk=call.pk)
+    for attempt in range(8):
+        with transaction.atomic(), django_assert_num_queries(3) as captured:
+            got = locked_call.get(call.pk)
+            got.last_sequence = 10 + attempt
+            compiled.update(got, ["last_sequence"])
+            compiled.insert(CallEvent(call=got, kind="Status", from_state="ringing", to_state="ringing"))
+        assert values(got) == {**values(expected), "last_sequence": 10 + attempt}
+        assert values(got.contact) == values(expected.contact)
+        read, update, insert = (query["sql"] for query in captured.captured_queries)
+        assert f'"voice_call"."id" = {call.pk}' in read
+        assert update.startswith('UPDATE "voice_call" SET "last_sequence" =') and update.endswith(
+            f'= {10 + attempt} WHERE "id" = {call.pk}')
+        assert "'Status'" in insert
+    assert Call.objects.get(pk=call.pk).last_sequence == 17
+    assert CallEvent.objects.filter(call=call).count() == 8
+    prepared = prepared_statements()
+    assert any(s.startswith('SELECT "voice_call"."id"') and "FOR NO KEY UPDATE" in s for s in prepared)
+    assert any(s.startswith('UPDATE "voice_call" SET "last_sequence" = $1') for s in prepared)
+    assert any(s.startswith('INSERT INTO "voice_callevent"') for s in prepared)
+
+
+def test_with_prepared_statements_off_nothing_is_prepared(call):
+    """DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them): the same reads, nothing prepared."""
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")  # psycopg forgets what it had prepared on this connection too
+    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+    try:
+        for _ in range(8):
+            with transaction.atomic():
+                assert locked_call.get(call.pk).contact.name == "Ada Lovelace"
+        assert prepared_statements() == []
+    finally:
+        raw.prepare_threshold = threshold
