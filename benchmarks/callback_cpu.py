@@ -7,13 +7,14 @@
 No server, no client, no other process on this core: each request's CPU is this thread's CPU time
 (`time.thread_time`), so the figures barely move with the machine's load, unlike a rate. What they leave out is
 measured by benchmarks/webhook_load.py: the HTTP server and the hand-over to the request threads (about 1 ms, the
-"forged" floor there), PostgreSQL's own CPU, and realtime events (no channel layer here; the server hands them to
+"forged" floor there) and realtime events (no channel layer here; the server hands them to
 its event loop).
 
 The callbacks are those of whole calls that reach no agent, as Twilio sends them (webhook_load's `lifecycle`):
 status initiated, ringing, then busy / no-answer, or answered (the voice URL fetch, status in-progress, an AMD
-machine or fax verdict, completed). Prints CPU per request by kind (p50 / p90 / mean) and, with `--profile N`,
-the N functions with the most CPU of their own and cumulative.
+machine or fax verdict, completed). Prints PostgreSQL's CPU per request (when it runs on this machine: all its
+processes, the WAL writer's included), then this thread's CPU per request by kind (p50 / p90 / mean) and, with
+`--profile N`, the N functions with the most CPU of their own and cumulative.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ def measure(args) -> None:
         cpu: dict[str, list[float]] = defaultdict(list)
         answers: dict[str, int] = defaultdict(int)
         profile = cProfile.Profile(time.thread_time) if args.profile else None
+        postmaster = webhook_load.database_postmaster()
+        db_before = webhook_load.database_cpu_s(postmaster) if postmaster else 0.0
         started = time.perf_counter()
         for request in measured:
             before = time.thread_time()
@@ -119,9 +122,11 @@ def measure(args) -> None:
                 profile.disable()
             cpu[request.kind].append((time.thread_time() - before) * 1000)
         wall = time.perf_counter() - started
+        db_each = webhook_load.database_ms_each(postmaster, db_before, len(measured))
 
     every = [ms for samples in cpu.values() for ms in samples]
-    print(f"{len(every)} callbacks in {wall:.1f} s, answers {dict(answers)}; CPU of this thread per request:")
+    print(f"{len(every)} callbacks in {wall:.1f} s, answers {dict(answers)}; PostgreSQL's CPU per request (mean, "
+          f"every process of the server, so run it on a quiet database): {db_each}; CPU of this thread per request:")
     for kind, samples in (("all", every), *sorted(cpu.items())):
         ordered = sorted(samples)
         print(f"  {kind:>8}: n={len(samples):>5}  p50 {statistics.median(samples):5.2f} ms  "

@@ -6,7 +6,8 @@
 
 One run, four parts, on a throwaway PostgreSQL database (`<name>_webhook_bench`, dropped at the end):
 1. the web command starts as production starts it (`$PORT` set, `WEB_CONCURRENCY` = `--workers` if given), with
-   Twilio's REST API replaced by a local fake (tests/twilio_fake.py) that timestamps every redirect it receives;
+   Twilio's REST API replaced by a local fake (tests/twilio_fake.py, in a process of its own, keeping connections
+   alive as Twilio does) that timestamps every redirect it receives;
    `--consoles` agents are ready in their rooms with their consoles connected over WebSockets (cookies, Origin);
 2. open loop, at each rate in turn: signed Twilio callbacks of whole calls (status initiated, ringing, answered,
    the voice URL fetch, the AMD verdict, the conference fetch of a routed human, completed; plus no-answer and busy
@@ -21,8 +22,9 @@ One run, four parts, on a throwaway PostgreSQL database (`<name>_webhook_bench`,
 4. the stack's floor: the same clients with forged signatures (403 before any database work).
 
 With several worker processes the consoles and the requests land on different processes: set REDIS_URL.
-The client, the fake Twilio and the disposing agents share this process and the machine's cores with the
-server: note the machine's load (printed) and rerun when it is quiet.
+The client and the disposing agents share this process, and with the fake Twilio the machine's cores with the
+server: note the machine's load (printed) and rerun when it is quiet. Each closed-loop phase also prints the CPU
+a request cost the server and PostgreSQL (when it runs on this machine), which the machine's load moves less.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class Floor:
     cookies: list[str]
     calls: list[tuple[int, str, str]]  # (pk, sid, phone), all dialing, never touched by a callback yet
     database: dict = field(default_factory=dict)
+    postmaster: int | None = None  # PostgreSQL's, when it runs on this machine
 
 
 def setup_database(args, calls_needed: int) -> Floor:
@@ -137,7 +140,7 @@ def setup_database(args, calls_needed: int) -> Floor:
         Call(campaign=campaign, contact=contact, state=State.DIALING, sid=f"CA{i:032x}")
         for i, contact in enumerate(contacts))
     floor = Floor(campaign.pk, sessions, cookies, [(c.pk, c.sid, c.contact.phone) for c in calls],
-                  {"old_name": old_name, "bench_name": bench_name})
+                  {"old_name": old_name, "bench_name": bench_name}, database_postmaster())
     connection.close()
     return floor
 
@@ -150,6 +153,49 @@ def teardown_database(floor: Floor) -> None:
 
 
 # -- the server ------------------------------------------------------------------------------------------------
+
+
+class FakeTwilioProcess:
+    """tests.twilio_fake.FakeTwilio in a process of its own, keeping connections alive as Twilio does.
+
+    Why not in this process: here the load generator, fifty consoles and the disposing agents keep the GIL busy,
+    and a redirect would be stamped when this process got round to reading it, not when it arrived; a process
+    with nothing else to do stamps it on arrival. The stamps are time.perf_counter(), CLOCK_MONOTONIC on Linux:
+    one clock for every process of the machine."""
+
+    def __init__(self):
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # a clean interpreter: no Django, no threads
+        self._pipe, theirs = context.Pipe()
+        self._process = context.Process(target=_serve_fake_twilio, args=(theirs,), daemon=True)
+        self._process.start()
+        self.base_url = self._pipe.recv()
+
+    def redirects(self, url_part: str) -> dict[str, float]:
+        """SID -> when the first redirect to a URL containing `url_part` arrived."""
+        self._pipe.send(url_part)
+        return self._pipe.recv()
+
+    def stop(self) -> None:
+        self._pipe.send(None)
+        self._process.join(10)
+
+
+def _serve_fake_twilio(pipe) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.twilio_fake import FakeTwilio
+
+    fake = FakeTwilio(keep_alive=True).start()
+    pipe.send(fake.base_url)
+    while (url_part := pipe.recv()) is not None:
+        first: dict[str, float] = {}
+        for update in fake.updates():
+            if url_part in update.form.get("Url", [""])[0]:
+                sid = update.path.rpartition("/")[2].removesuffix(".json")
+                first.setdefault(sid, update.at)
+        pipe.send(first)
+    fake.stop()
 
 
 def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, str]:
@@ -358,18 +404,48 @@ async def open_loop(session, base: str, schedule: list[Request], rate: float) ->
     return results, human_planned
 
 
-def process_group_cpu_s(pgid: int) -> float:
-    """CPU seconds (user + system) used so far by the live processes of a process group: the web command runs in
-    its own group (start_new_session), so this is the server's CPU, whatever else the machine is doing."""
-    total = 0
+def _processes():
+    """(pid, parent pid, process group, CPU ticks) of every live process."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue  # gone meanwhile
-        if int(fields[2]) == pgid:  # fields after "(comm)": state, ppid, pgrp, ..., utime (11), stime (12)
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+        # fields after "(comm)": state, ppid, pgrp, ..., utime (11), stime (12)
+        yield int(stat.parent.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def process_group_cpu_s(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by the live processes of a process group: the web command runs in
+    its own group (start_new_session), so this is the server's CPU, whatever else the machine is doing."""
+    return sum(ticks for _, _, group, ticks in _processes() if group == pgid) / os.sysconf("SC_CLK_TCK")
+
+
+def database_cpu_s(postmaster: int) -> float:
+    """CPU seconds used so far by PostgreSQL: the postmaster and its live children (backends, WAL writer,
+    checkpointer, autovacuum). Each child is a session of its own (setsid), hence by parent, not by group."""
+    ticks = sum(ticks for pid, parent, _, ticks in _processes() if postmaster in (pid, parent))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def database_postmaster() -> int | None:
+    """PostgreSQL's postmaster when the server runs on this machine, else None: its CPU is part of what a
+    callback costs the machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        return int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+    except (OSError, ValueError):
+        return None  # on another machine (or in a container this one cannot see into)
+
+
+def database_ms_each(postmaster: int | None, before: float, requests: int) -> str:
+    if postmaster is None:
+        return "n/a"
+    return f"{1000 * (database_cpu_s(postmaster) - before) / max(1, requests):.2f} ms"
 
 
 async def closed_loop(session, base: str, signer: Signer, calls, clients: int, seconds: float) -> tuple[int, Counter]:
@@ -428,13 +504,9 @@ async def run_load(args, floor: Floor, base: str, fake, server_pid: int) -> list
             ended = time.perf_counter()
             await asyncio.sleep(1.5)  # redirects and events still on their way
             errors = sum(1 for r in results if r.status >= 400)
-            redirects, unrouted = [], 0
-            for sid, planned in human_planned.items():
-                sent = [u.at for u in fake.updates(sid) if "customer-join-conference" in u.form.get("Url", [""])[0]]
-                if sent:
-                    redirects.append((sent[0] - planned) * 1000)
-                else:
-                    unrouted += 1
+            arrived = fake.redirects("customer-join-conference")
+            redirects = [(arrived[sid] - planned) * 1000 for sid, planned in human_planned.items() if sid in arrived]
+            unrouted = len(human_planned) - len(redirects)
             events = [ms for c in consoles for at, ms in c.samples if started <= at <= ended + 1.5]
             lines.append(f"{rate:>6g}/s {len(results) / elapsed:>7.1f}/s {errors:>7}  "
                          f"{dist([r.latency_ms for r in results]):<60}  "
@@ -457,11 +529,13 @@ async def run_load(args, floor: Floor, base: str, fake, server_pid: int) -> list
         phases = (("signed status callbacks", signer), ("forged (the stack floor)", Signer(base, forged=True)))
         for name, phase_signer in phases:
             cpu_before = process_group_cpu_s(server_pid)
+            db_before = database_cpu_s(floor.postmaster) if floor.postmaster else 0.0
             rate, codes = await closed_loop(session, base, phase_signer, calls, args.clients, args.saturation_seconds)
             answered = sum(codes.values())
-            cpu_ms = 1000 * (process_group_cpu_s(server_pid) - cpu_before) / max(1, answered)
-            lines.append(f"  {name:<24} {rate:>6}/s   answers {dict(codes)}   server CPU {cpu_ms:.2f} ms a request"
-                         f"   load average {os.getloadavg()[0]:.2f}")
+            server_ms = 1000 * (process_group_cpu_s(server_pid) - cpu_before) / max(1, answered)
+            lines.append(f"  {name:<24} {rate:>6}/s   answers {dict(codes)}  CPU a request: server {server_ms:.2f} ms, "
+                         f"PostgreSQL {database_ms_each(floor.postmaster, db_before, answered)}   "
+                         f"load average {os.getloadavg()[0]:.2f}")
         for task in sockets:
             task.cancel()
         await asyncio.gather(*sockets, return_exceptions=True)
@@ -495,9 +569,7 @@ def main() -> None:
     saturation_requests = 2 * 1500 * args.saturation_seconds  # generous: 1,500 req/s each, signed and forged
     calls_needed = int(open_requests / 3 + saturation_requests / 4) + 100
     floor = setup_database(args, calls_needed)
-    from tests.twilio_fake import FakeTwilio
-
-    fake = FakeTwilio().start()
+    fake = FakeTwilioProcess()
     server = None
     stop = threading.Event()
     try:

@@ -31,7 +31,11 @@ class Request:
 
 
 class FakeTwilio:
-    def __init__(self) -> None:
+    """`keep_alive`: answer in HTTP/1.1 and keep the connection for the next request, as Twilio's API does (the
+    benchmarks); by default each request has a connection of its own (HTTP/1.0), as the tests always had."""
+
+    def __init__(self, *, keep_alive: bool = False) -> None:
+        self.keep_alive = keep_alive
         self.requests: list[Request] = []
         self.ended: set[str] = set()  # SIDs that answer 21220 to updates
         self.fail_updates: set[str] = set()  # SIDs whose redirects into a conference fail with a 500
@@ -75,6 +79,8 @@ class FakeTwilio:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if fake.keep_alive else "HTTP/1.0"
+
             def log_message(self, *args) -> None:
                 pass
 
