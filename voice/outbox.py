@@ -33,6 +33,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from voice import gateway, services, states
+from voice.compiled import CompiledGet
 from voice.links import webhook_url
 from voice.models import Call, CallEffect
 from voice.states import Effect, Outcome, State
@@ -118,7 +119,7 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
             status=Status.SENDING, started_at=now, attempts=F("attempts") + 1)
         if not claimed:
             return None
-        effect = CallEffect.objects.select_related("call__campaign", "call__contact").get(pk=effect_id)
+        effect = _claimed_effect.get(effect_id)
         if reclaim and effect.kind == CREATE:
             # The process that sent this create died before it recorded Twilio's answer: it may have placed
             # the call. Never send it twice; the reconciler looks the call up by its number.
@@ -128,6 +129,10 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
         return _rest(effect)
     finally:
         _release(effect_id)
+
+
+# The claimed row with its call, campaign and contact: a human's redirect waits on this read, every time.
+_claimed_effect = CompiledGet(lambda: CallEffect.objects.select_related("call__campaign", "call__contact"))
 
 
 def _finish(effect: CallEffect, status: str, result: str = "") -> str:
