@@ -114,12 +114,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "max_size": env.int("DATABASE_POOL_MAX", default=14),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10.0),
     }
-    # The webhook hot path's statements (voice/compiled.py) are prepared on each connection after psycopg's five
-    # uses: PostgreSQL then parses and plans the call's locked read once, not on every webhook (a quarter of
-    # its CPU). The ORM's other queries bind on the client as before and are never prepared. Off (None) behind a
-    # pooler that cannot keep prepared statements (PgBouncer in transaction mode without max_prepared_statements).
-    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = (
-        5 if env.bool("DATABASE_PREPARED_STATEMENTS", default=True) else None)
 else:
     # SQLite serialises writers. The demo runs the web server, the dialer and the sandbox as threads of
     # one process: WAL lets readers go on while one writes, and IMMEDIATE transactions take the write
@@ -130,6 +124,11 @@ else:
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     })
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# PostgreSQL prepares the webhook hot path's statements (voice/compiled.py) on each connection: it parses and plans
+# the call's locked read once, not on every webhook (that was three quarters of what the read cost it). The ORM's
+# other queries are never prepared. Off behind a pooler that cannot keep prepared statements (PgBouncer before
+# 1.22, or without max_prepared_statements, in transaction mode).
+DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=True)
 # The threads one web process runs HTTP requests on (dialer/asgi.py): Twilio's webhooks on theirs, the pages, the
 # JSON API and the downloads on theirs; the rest wait in the event loop. Together with OUTBOX_THREADS keep them
 # under DATABASE_POOL_MAX: the sockets' reads and the hold timers need connections too.

@@ -15,18 +15,21 @@ The statements are the same every time but for the values, so each is compiled o
   through `save()`. They send no `pre_save` / `post_save` signals: nothing listens for the models they write.
 
 On PostgreSQL the statements are also prepared (parsed and planned once per connection, not on every webhook):
-they run on a cursor that binds parameters on the server, which psycopg prepares after a few uses; planning the
-call's locked read cost PostgreSQL more than running it. The ORM's own queries keep Django's client-side binding.
-Settings' `DATABASE_PREPARED_STATEMENTS` turns it off (for a pooler that cannot keep prepared statements).
+they run on a cursor that binds parameters on the server and that psycopg prepares from their second use;
+parsing and planning the call's locked read cost PostgreSQL several times what running it does. The ORM's own
+queries keep Django's client-side binding and are never prepared. Settings' `DATABASE_PREPARED_STATEMENTS` turns
+it off (for a pooler that cannot keep prepared statements).
 
 `tests/voice/test_compiled.py` compares what each gives or writes with what the ORM does.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from django.conf import settings
 from django.db import DatabaseError, connections, transaction
 from django.db.backends.utils import CursorDebugWrapper, CursorWrapper
 from django.db.models import Field, Model, QuerySet
@@ -39,21 +42,58 @@ M = TypeVar("M", bound=Model)
 _MARK = -987_654_321
 
 
+# psycopg prepares a statement on this many earlier executions on the connection: from its second use, so a
+# rare combination of columns used once never takes one of the hundred places psycopg keeps per connection.
+PREPARE_AFTER = 1
+
+
 def _cursor(connection):
     """A cursor for a compiled statement: Django's (its query log, its execute wrappers, its errors), over one
-    that binds parameters on the server where psycopg prepares statements (the connection's prepare_threshold),
-    else the ordinary one."""
-    if connection.vendor != "postgresql":
+    that binds parameters on the server and prepares the statement (`_preparing_cursor`) on PostgreSQL when
+    settings.DATABASE_PREPARED_STATEMENTS is on, else the ordinary one."""
+    if connection.vendor != "postgresql" or not settings.DATABASE_PREPARED_STATEMENTS:
         return connection.cursor()
     connection.ensure_connection()
-    if connection.connection.prepare_threshold is None:
-        return connection.cursor()
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
     connection.validate_thread_sharing()
     with connection.wrap_database_errors:
-        cursor = ServerBindingCursor(connection.connection)
+        cursor = _preparing_cursor()(connection.connection)
     return _LoggedCursor(cursor, connection) if connection.queries_logged else connection.make_cursor(cursor)
+
+
+@functools.cache
+def _preparing_cursor() -> type:
+    from django.db.backends.postgresql.base import ServerBindingCursor
+    from psycopg.errors import FeatureNotSupported
+
+    class PreparingCursor(ServerBindingCursor):
+        """Binds on the server and lets psycopg prepare the statement, switching the connection's
+        prepare_threshold on for this execution only. It stays off (Django's default) for the ORM's queries, so
+        psycopg keeps no count of their texts and does not throw away the prepared statements each time the ORM
+        rolls back to a savepoint (it does on every ROLLBACK it sees; a full rollback still clears them).
+
+        A column type changed under a running process (a migration) makes PostgreSQL refuse a prepared
+        statement ("cached plan must not change result type"): inside a transaction the caller fails once and its
+        rollback makes psycopg forget them; outside one (the outbox) nothing would, so they are dropped here
+        (psycopg notices DEALLOCATE ALL) and the statement runs again."""
+
+        def execute(self, query, params=None, **kwargs):
+            try:
+                return self._prepared(query, params, **kwargs)
+            except FeatureNotSupported as exc:
+                if self.connection.autocommit and "cached plan must not change result type" in str(exc):
+                    self._prepared("DEALLOCATE ALL")
+                    return self._prepared(query, params, **kwargs)
+                raise
+
+        def _prepared(self, query, params=None, **kwargs):
+            connection = self.connection
+            threshold, connection.prepare_threshold = connection.prepare_threshold, PREPARE_AFTER
+            try:
+                return super().execute(query, params, **kwargs)
+            finally:
+                connection.prepare_threshold = threshold
+
+    return PreparingCursor
 
 
 class _LoggedCursor(CursorDebugWrapper):

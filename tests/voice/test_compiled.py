@@ -8,6 +8,7 @@ import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connection, transaction
 from django.db.transaction import TransactionManagementError
 
+from campaigns.models import Contact
 from tests import factories
 from voice import compiled
 from voice.compiled import CompiledGet
@@ -202,10 +203,12 @@ def prepared_statements() -> list[str]:
         return [statement for (statement,) in cursor.fetchall()]
 
 
-def test_postgresql_prepares_the_statements_and_they_still_give_what_the_orm_gives(call, django_assert_num_queries):
-    """After a few uses on a connection the read, the insert and the update run as prepared statements
+def test_postgresql_prepares_the_statements_and_they_still_give_what_the_orm_gives(
+        call, settings, django_assert_num_queries):
+    """From their second use on a connection the read, the insert and the update run as prepared statements
     (PostgreSQL plans them once); what they read and write does not change, and the query log still shows them
     with their values (tests count and read it)."""
+    settings.DATABASE_PREPARED_STATEMENTS = True
     expected = Call.objects.select_related("campaign", "contact").get(pk=call.pk)
     for attempt in range(8):
         with transaction.atomic(), django_assert_num_queries(3) as captured:
@@ -228,17 +231,47 @@ def test_postgresql_prepares_the_statements_and_they_still_give_what_the_orm_giv
     assert any(s.startswith('INSERT INTO "voice_callevent"') for s in prepared)
 
 
-def test_with_prepared_statements_off_nothing_is_prepared(call):
-    """DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them): the same reads, nothing prepared."""
-    connection.ensure_connection()
-    raw = connection.connection
+def test_the_orms_rollbacks_to_a_savepoint_keep_them_prepared(call, settings):
+    """psycopg throws its prepared statements away on every ROLLBACK it watches; the ORM's savepoint rollbacks
+    (a human nobody could take yet, a duplicate delivery) must not cost the hot path its prepared statements."""
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    with transaction.atomic():
+        for _ in range(3):
+            locked_call.get(call.pk)
+        with pytest.raises(ValueError), transaction.atomic():
+            Call.objects.filter(pk=call.pk).update(last_sequence=99)
+            raise ValueError("rolled back to the savepoint")
+        assert any(s.startswith('SELECT "voice_call"."id"') for s in prepared_statements())
+        assert locked_call.get(call.pk).last_sequence == 3
+
+
+def test_a_column_type_changed_under_a_running_process_does_not_break_reads_outside_a_transaction(call, settings):
+    """A migration that changes a column's type makes PostgreSQL refuse the statements prepared before it
+    ("cached plan must not change result type"). Outside a transaction (the outbox) nothing would ever make
+    psycopg forget them: the read drops them and runs again."""
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    read = CompiledGet(lambda: Call.objects.select_related("contact"))
+    for _ in range(3):
+        assert read.get(call.pk).contact.name == "Ada Lovelace"  # prepared from the second
+    length = Contact._meta.get_field("name").max_length
     with connection.cursor() as cursor:
-        cursor.execute("DEALLOCATE ALL")  # psycopg forgets what it had prepared on this connection too
-    threshold, raw.prepare_threshold = raw.prepare_threshold, None
+        cursor.execute(f"ALTER TABLE campaigns_contact ALTER COLUMN name TYPE varchar({length + 1})")
     try:
-        for _ in range(8):
-            with transaction.atomic():
-                assert locked_call.get(call.pk).contact.name == "Ada Lovelace"
-        assert prepared_statements() == []
+        for _ in range(3):
+            assert read.get(call.pk).contact.name == "Ada Lovelace"
     finally:
-        raw.prepare_threshold = threshold
+        with connection.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE campaigns_contact ALTER COLUMN name TYPE varchar({length})")
+    assert read.get(call.pk).contact.name == "Ada Lovelace"
+
+
+def test_with_prepared_statements_off_nothing_is_prepared(call, settings):
+    """DATABASE_PREPARED_STATEMENTS=false (a pooler that cannot keep them): the same reads, nothing prepared."""
+    settings.DATABASE_PREPARED_STATEMENTS = True
+    with compiled._cursor(connection) as cursor:
+        cursor.execute("DEALLOCATE ALL")  # through the preparing cursor, so psycopg forgets them too
+    settings.DATABASE_PREPARED_STATEMENTS = False
+    for _ in range(8):
+        with transaction.atomic():
+            assert locked_call.get(call.pk).contact.name == "Ada Lovelace"
+    assert prepared_statements() == []
