@@ -163,13 +163,17 @@ class FakeTwilioProcess:
     with nothing else to do stamps it on arrival. The stamps are time.perf_counter(), CLOCK_MONOTONIC on Linux:
     one clock for every process of the machine."""
 
-    def __init__(self):
+    def __init__(self, timeout_s: float = 30.0):
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # a clean interpreter: no Django, no threads
         self._pipe, theirs = context.Pipe()
         self._process = context.Process(target=_serve_fake_twilio, args=(theirs,), daemon=True)
         self._process.start()
+        theirs.close()  # only the child's end: if it dies, this end reads EOF instead of waiting forever
+        if not self._pipe.poll(timeout_s):
+            self.stop()
+            raise RuntimeError("the fake Twilio did not start")
         self.base_url = self._pipe.recv()
 
     def redirects(self, url_part: str) -> dict[str, float]:
@@ -178,8 +182,13 @@ class FakeTwilioProcess:
         return self._pipe.recv()
 
     def stop(self) -> None:
-        self._pipe.send(None)
+        try:
+            self._pipe.send(None)
+        except OSError:
+            pass  # already gone
         self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
 
 
 def _serve_fake_twilio(pipe) -> None:
@@ -405,41 +414,58 @@ async def open_loop(session, base: str, schedule: list[Request], rate: float) ->
 
 
 def _processes():
-    """(pid, parent pid, process group, CPU ticks) of every live process."""
+    """(pid, parent pid, process group, CPU ticks of its own, CPU ticks of its reaped children) of every live
+    process."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rpartition(")")[2].split()
         except OSError:
             continue  # gone meanwhile
-        # fields after "(comm)": state, ppid, pgrp, ..., utime (11), stime (12)
-        yield int(stat.parent.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12])
+        # fields after "(comm)": state, ppid, pgrp, ..., utime (11), stime (12), cutime (13), cstime (14)
+        yield (int(stat.parent.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]),
+               int(fields[13]) + int(fields[14]))
 
 
 def process_group_cpu_s(pgid: int) -> float:
     """CPU seconds (user + system) used so far by the live processes of a process group: the web command runs in
     its own group (start_new_session), so this is the server's CPU, whatever else the machine is doing."""
-    return sum(ticks for _, _, group, ticks in _processes() if group == pgid) / os.sysconf("SC_CLK_TCK")
+    return sum(ticks for _, _, group, ticks, _ in _processes() if group == pgid) / os.sysconf("SC_CLK_TCK")
 
 
 def database_cpu_s(postmaster: int) -> float:
-    """CPU seconds used so far by PostgreSQL: the postmaster and its live children (backends, WAL writer,
-    checkpointer, autovacuum). Each child is a session of its own (setsid), hence by parent, not by group."""
-    ticks = sum(ticks for pid, parent, _, ticks in _processes() if postmaster in (pid, parent))
+    """CPU seconds used so far by PostgreSQL: the postmaster, its live children (backends, WAL writer,
+    checkpointer, autovacuum) and the children it has reaped (an autovacuum worker or a backend that ended in
+    between). Each child is a session of its own (setsid), hence by parent, not by group."""
+    ticks = 0
+    for pid, parent, _, own, reaped in _processes():
+        if pid == postmaster:
+            ticks += own + reaped
+        elif parent == postmaster:
+            ticks += own
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _command_name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def database_postmaster() -> int | None:
     """PostgreSQL's postmaster when the server runs on this machine, else None: its CPU is part of what a
-    callback costs the machine."""
+    callback costs the machine. (A server in a container or on another host has pids this /proc does not show,
+    or shows as other processes: both must be postgres.)"""
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
     try:
-        return int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
     except (OSError, ValueError):
-        return None  # on another machine (or in a container this one cannot see into)
+        return None
+    return postmaster if _command_name(backend) == _command_name(postmaster) == "postgres" else None
 
 
 def database_ms_each(postmaster: int | None, before: float, requests: int) -> str:
@@ -569,10 +595,10 @@ def main() -> None:
     saturation_requests = 2 * 1500 * args.saturation_seconds  # generous: 1,500 req/s each, signed and forged
     calls_needed = int(open_requests / 3 + saturation_requests / 4) + 100
     floor = setup_database(args, calls_needed)
-    fake = FakeTwilioProcess()
-    server = None
+    fake = server = None
     stop = threading.Event()
     try:
+        fake = FakeTwilioProcess()
         server, base = start_server(args, floor, fake.base_url)
 
         def terminated(*_args) -> None:
@@ -591,7 +617,8 @@ def main() -> None:
         stop.set()
         if server is not None:
             stop_server(server)
-        fake.stop()
+        if fake is not None:
+            fake.stop()
         teardown_database(floor)
 
 
