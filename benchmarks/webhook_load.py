@@ -33,6 +33,7 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import secrets
 import shlex
 import signal
@@ -59,6 +60,8 @@ os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("TWILIO_AUTH_TOKEN", secrets.token_hex(16))
 
 IN_FLIGHT = 40
+# The server logs garbage collections that hold a worker this long (dialer/asgi.py); the run counts them.
+GC_PAUSE_MS = 10
 # Share of calls by how they end (each a few callbacks long).
 MIX = (("human", 0.25), ("machine", 0.25), ("no-answer", 0.35), ("busy", 0.15))
 
@@ -216,7 +219,7 @@ def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, s
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {**os.environ, "DATABASE_URL": url, "PORT": str(port), "PUBLIC_BASE_URL": base,
-           "TWILIO_API_BASE_URL": fake_url, "LOG_LEVEL": "WARNING",
+           "TWILIO_API_BASE_URL": fake_url, "LOG_LEVEL": "WARNING", "GC_PAUSE_LOG_MS": str(GC_PAUSE_MS),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     if args.workers:
         env["WEB_CONCURRENCY"] = str(args.workers)
@@ -226,6 +229,7 @@ def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, s
     print(f"server log: {log.name}", file=sys.stderr)
     server = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env,  # noqa: S603
                               stdout=log, stderr=log, start_new_session=True)
+    server.log_path = log.name
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -251,6 +255,16 @@ def stop_server(server: subprocess.Popen, grace_s: float = 20.0) -> None:
             os.killpg(server.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def gc_pauses(log: Path) -> str:
+    """The garbage collections that held a server process GC_PAUSE_MS or longer during the whole run (every
+    request in that process waited for them), from the server's log."""
+    pauses = sorted(float(m) for m in re.findall(r"held the process ([0-9.]+) ms", log.read_text(errors="replace")))
+    if not pauses:
+        return f"garbage collection pauses >= {GC_PAUSE_MS} ms in the server: none"
+    return (f"garbage collection pauses >= {GC_PAUSE_MS} ms in the server: {len(pauses)}, "
+            f"median {statistics.median(pauses):.0f} ms, max {pauses[-1]:.0f} ms")
 
 
 # -- the callbacks ---------------------------------------------------------------------------------------------
@@ -613,6 +627,7 @@ def main() -> None:
               f"{os.cpu_count()} cores, REDIS_URL {'set' if os.environ.get('REDIS_URL') else 'unset'})")
         print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         asyncio.run(run_load(args, floor, base, fake, server.pid))
+        print(gc_pauses(Path(server.log_path)))
     finally:
         stop.set()
         if server is not None:

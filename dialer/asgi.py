@@ -13,7 +13,10 @@ download whose browser went away (the WSGI handler finishes a streamed response 
 """
 
 import asyncio
+import gc
+import logging
 import os
+import time
 
 from django.core.asgi import get_asgi_application
 
@@ -77,3 +80,28 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+# The objects the app made while loading (Django, the models, URL and template machinery: most of a worker's heap)
+# live as long as the process. Left in the collector's oldest generation, every full collection walked them all
+# and held the GIL meanwhile: under 150 callbacks/s a web worker stalled 70-150 ms several times a minute, every
+# request in it waiting (GC_PAUSE_LOG_MS in a benchmarks/webhook_load.py run). Frozen, a full collection walks
+# only what the requests made since: 15-20 ms. (Collected first, so no garbage of the start-up is frozen for good.)
+gc.collect()
+gc.freeze()
+
+if settings.GC_PAUSE_LOG_MS:
+    _gc_log = logging.getLogger("dialer.gc")
+    _gc_started = [0.0]
+
+    def _log_gc_pause(phase: str, info: dict) -> None:
+        """A collection that held this process longer than GC_PAUSE_LOG_MS (every thread waits for it)."""
+        if phase == "start":
+            _gc_started[0] = time.perf_counter()
+            return
+        took_ms = (time.perf_counter() - _gc_started[0]) * 1000
+        if took_ms >= settings.GC_PAUSE_LOG_MS:
+            _gc_log.warning("garbage collection of generation %d held the process %.1f ms", info["generation"],
+                            took_ms)
+
+    gc.callbacks.append(_log_gc_pause)

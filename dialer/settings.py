@@ -134,6 +134,8 @@ DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=
 # under DATABASE_POOL_MAX: the sockets' reads and the hold timers need connections too.
 WEB_REQUEST_CONCURRENCY = env.int("WEB_REQUEST_CONCURRENCY", default=4)
 WEB_PAGE_CONCURRENCY = env.int("WEB_PAGE_CONCURRENCY", default=3)
+# Log (warning, "dialer.gc") every garbage collection that holds a web process at least this long; 0: off.
+GC_PAUSE_LOG_MS = env.float("GC_PAUSE_LOG_MS", default=0.0)
 
 # -- channels --------------------------------------------------------------------------------------
 

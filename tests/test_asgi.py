@@ -4,6 +4,7 @@ answered never waits behind the pages, the API or a download."""
 from __future__ import annotations
 
 import asyncio
+import gc
 from urllib.parse import urlencode
 
 import pytest
@@ -118,3 +119,9 @@ def test_a_webhook_for_a_host_not_allowed_is_refused_before_anything_is_stored()
     status, _ = asyncio.run(scenario())
     assert status == 400
     assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
+
+
+def test_a_web_process_freezes_what_it_loaded_so_full_collections_stay_short():
+    """dialer.asgi (imported above, as a web worker imports it) moves the app's start-up objects out of the
+    collector's reach: a full collection no longer walks them while every request of the worker waits."""
+    assert gc.get_freeze_count() > 10_000
