@@ -210,7 +210,8 @@ def _serve_fake_twilio(pipe) -> None:
     fake.stop()
 
 
-def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, str]:
+def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, str, Path]:
+    """The web command, listening: (its process, its base URL, its log file)."""
     from django.conf import settings
 
     db = settings.DATABASES["default"]
@@ -229,7 +230,6 @@ def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, s
     print(f"server log: {log.name}", file=sys.stderr)
     server = subprocess.Popen(["/bin/sh", "-c", f"exec {command}"], cwd=ROOT, env=env,  # noqa: S603
                               stdout=log, stderr=log, start_new_session=True)
-    server.log_path = log.name
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -243,7 +243,7 @@ def start_server(args, floor: Floor, fake_url: str) -> tuple[subprocess.Popen, s
         stop_server(server)
         raise SystemExit("the web command did not listen within 30 s")
     time.sleep(2.0)  # every worker imported and listening, not only the first
-    return server, base
+    return server, base, Path(log.name)
 
 
 def stop_server(server: subprocess.Popen, grace_s: float = 20.0) -> None:
@@ -427,15 +427,20 @@ async def open_loop(session, base: str, schedule: list[Request], rate: float) ->
     return results, human_planned
 
 
+def _stat(pid: int | str) -> list[str]:
+    """The fields of /proc/<pid>/stat after "(comm)": state, ppid, pgrp, ..., utime (11), stime (12), cutime (13),
+    cstime (14)."""
+    return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+
+
 def _processes():
     """(pid, parent pid, process group, CPU ticks of its own, CPU ticks of its reaped children) of every live
     process."""
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rpartition(")")[2].split()
+            fields = _stat(stat.parent.name)
         except OSError:
             continue  # gone meanwhile
-        # fields after "(comm)": state, ppid, pgrp, ..., utime (11), stime (12), cutime (13), cstime (14)
         yield (int(stat.parent.name), int(fields[1]), int(fields[2]), int(fields[11]) + int(fields[12]),
                int(fields[13]) + int(fields[14]))
 
@@ -476,7 +481,7 @@ def database_postmaster() -> int | None:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
     try:
-        postmaster = int(Path(f"/proc/{backend}/stat").read_text().rpartition(")")[2].split()[1])
+        postmaster = int(_stat(backend)[1])
     except (OSError, ValueError):
         return None
     return postmaster if _command_name(backend) == _command_name(postmaster) == "postgres" else None
@@ -613,7 +618,7 @@ def main() -> None:
     stop = threading.Event()
     try:
         fake = FakeTwilioProcess()
-        server, base = start_server(args, floor, fake.base_url)
+        server, base, server_log = start_server(args, floor, fake.base_url)
 
         def terminated(*_args) -> None:
             # `timeout` or kill: the server (its own process group) must not outlive the run.
@@ -627,7 +632,7 @@ def main() -> None:
               f"{os.cpu_count()} cores, REDIS_URL {'set' if os.environ.get('REDIS_URL') else 'unset'})")
         print(f"load average before the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         asyncio.run(run_load(args, floor, base, fake, server.pid))
-        print(gc_pauses(Path(server.log_path)))
+        print(gc_pauses(server_log))
     finally:
         stop.set()
         if server is not None:

@@ -78,14 +78,14 @@ def _preparing_cursor() -> type:
 
         def execute(self, query, params=None, **kwargs):
             try:
-                return self._prepared(query, params, **kwargs)
+                return self._execute_prepared(query, params, **kwargs)
             except FeatureNotSupported as exc:
                 if self.connection.autocommit and "cached plan must not change result type" in str(exc):
-                    self._prepared("DEALLOCATE ALL")
-                    return self._prepared(query, params, **kwargs)
+                    self._execute_prepared("DEALLOCATE ALL")
+                    return self._execute_prepared(query, params, **kwargs)
                 raise
 
-        def _prepared(self, query, params=None, **kwargs):
+        def _execute_prepared(self, query, params=None, **kwargs):
             connection = self.connection
             threshold, connection.prepare_threshold = connection.prepare_threshold, PREPARE_AFTER
             try:
@@ -191,7 +191,7 @@ class _Write:
 _writes: dict[tuple, _Write] = {}
 
 
-def _prepared(obj: Model, fields: list[Field], *, add: bool, connection) -> list | None:
+def _save_values(obj: Model, fields: list[Field], *, add: bool, connection) -> list | None:
     """The values Django's save() would send for these fields; None if one is an expression (a database
     default not overridden, an F()), which only save() knows how to write. Like save(), refuses an unsaved
     related object and takes the id of one saved since it was assigned."""
@@ -233,7 +233,7 @@ def insert(obj: Model, *, using: str = "default") -> None:
         return _Write(sql=sql, fields=fields, returning=returning)
 
     statement = _statement((using, model, "insert"), build)
-    values = _prepared(obj, statement.fields, add=True, connection=connection)
+    values = _save_values(obj, statement.fields, add=True, connection=connection)
     if values is None:
         obj.save(force_insert=True, using=using)
         return
@@ -269,7 +269,7 @@ def update(obj: Model, fields: list[str] | set[str], *, using: str = "default") 
         return _Write(sql=sql, fields=targets, returning=[])
 
     statement = _statement((using, model, names), build)
-    values = _prepared(obj, statement.fields, add=False, connection=connection)
+    values = _save_values(obj, statement.fields, add=False, connection=connection)
     if values is None:
         obj.save(update_fields=names, using=using)
         return
