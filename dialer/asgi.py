@@ -3,20 +3,26 @@
 
 Why HTTP is not served by Django's ASGI handler: with sync views and sync middleware (all of ours), it gives every
 request a thread of its own and crosses between that thread and the event loop four times per request; a burst
-of webhooks becomes hundreds of threads fighting over the GIL and the database pool. a2wsgi runs the plain WSGI
-handler on `WEB_REQUEST_CONCURRENCY` threads (one hop each way, the rest queue in the event loop, where waiting
-costs nothing): the stack's own cost per request fell from 1.85 to 1.05 ms of CPU (benchmarks/webhook_load.py).
+of webhooks becomes hundreds of threads fighting over the GIL and the database pool. Here the plain WSGI handler
+runs on a fixed number of threads (the rest queue in the event loop, where waiting costs nothing): the stack's own
+cost per request fell from 1.85 to 1.05 ms of CPU with a2wsgi, and to 0.6-0.8 ms for webhooks, which are read
+and answered whole (one hop to a thread and one back; benchmarks/webhook_load.py, the forged floor).
 
 Twilio's webhooks have threads of their own (`WEB_REQUEST_CONCURRENCY`), apart from the pages, the JSON API and
-the downloads (`WEB_PAGE_CONCURRENCY`): a person who said "hello" must not wait behind a manager's report or a
-download whose browser went away (the WSGI handler finishes a streamed response even when nobody reads it).
+the downloads (`WEB_PAGE_CONCURRENCY`, through a2wsgi, which streams): a person who said "hello" must not wait
+behind a manager's report or a download whose browser went away (the WSGI handler finishes a streamed response
+even when nobody reads it).
 """
 
 import asyncio
+import contextvars
+import functools
 import gc
+import io
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.core.asgi import get_asgi_application
 
@@ -29,6 +35,7 @@ from dialer.checks import refuse_unsafe_production  # noqa: E402
 refuse_unsafe_production()
 
 from a2wsgi import WSGIMiddleware  # noqa: E402
+from a2wsgi.wsgi import build_environ  # noqa: E402
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
@@ -56,6 +63,72 @@ class WebhookHandler(WSGIHandler):
             settings.MIDDLEWARE = pages
 
 
+# The most a webhook's body may be when DATA_UPLOAD_MAX_MEMORY_SIZE is switched off (None): Twilio's are < 4 KB.
+WEBHOOK_MAX_BODY = 2_621_440
+
+
+class WholeRequestOnThreads:
+    """Twilio's webhooks on a WSGI handler, with one hop from the event loop to a thread and one back.
+
+    a2wsgi streams both ways: the request thread waited on the event loop for the body, for the response's start
+    and for each chunk of it (four round trips through the loop per request, each waking the loop and then the
+    thread, and each waiting behind whatever else the loop was doing). A webhook's request and its answer are a
+    few hundred bytes: here the loop reads the body whole, the thread runs the handler and collects the answer
+    whole (TwiML or an empty 204, never streamed), and the loop sends it.
+
+    A body longer than Django's DATA_UPLOAD_MAX_MEMORY_SIZE is refused (413) before it is read further: no
+    Twilio webhook comes near it, and nobody gets to make a process buffer more."""
+
+    def __init__(self, app, *, threads: int, max_body: int):
+        self.app = app
+        self.max_body = max_body
+        self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="webhook")
+
+    async def __call__(self, scope, receive, send):
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.max_body:
+                await _answer(send, 413, b"request body too large")
+                return
+        environ = build_environ(scope, io.BytesIO(body))
+        run = functools.partial(contextvars.copy_context().run, self._respond, environ)
+        status, headers, content = await asyncio.get_running_loop().run_in_executor(self.executor, run)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": content})
+
+    def _respond(self, environ: dict) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        started: list = []
+        chunks: list[bytes] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):
+            started[:] = [int(status.split(" ", 1)[0]),
+                          [(name.lower().encode("latin1"), value.encode("latin1")) for name, value in headers]]
+            return chunks.append
+
+        response = self.app(environ, start_response)
+        try:
+            chunks.extend(response)
+        finally:
+            # Django's request_finished (closing this thread's database connection when it must) runs here, in
+            # the thread that used it.
+            close = getattr(response, "close", None)
+            if close is not None:
+                close()
+        return started[0], started[1], b"".join(chunks)
+
+
+async def _answer(send, status: int, text: bytes) -> None:
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"text/plain"), (b"content-length", str(len(text)).encode())]})
+    await send({"type": "http.response.body", "body": text})
+
+
 class HttpOnThreads:
     """HTTP requests on the WSGI handler: Twilio's webhooks on `webhook_threads` (through WebhookHandler),
     everything else on `page_threads`; requests beyond them wait in the event loop.
@@ -64,7 +137,8 @@ class HttpOnThreads:
     process that serves no socket yet still publishes on a loop that lives, never on a new one per event."""
 
     def __init__(self, *, webhook_threads: int, page_threads: int):
-        self.webhooks = WSGIMiddleware(WebhookHandler(), workers=max(1, webhook_threads))
+        self.webhooks = WholeRequestOnThreads(WebhookHandler(), threads=webhook_threads,
+                                              max_body=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or WEBHOOK_MAX_BODY)
         self.pages = WSGIMiddleware(get_wsgi_application(), workers=max(1, page_threads))
 
     async def __call__(self, scope, receive, send):

@@ -121,6 +121,71 @@ def test_a_webhook_for_a_host_not_allowed_is_refused_before_anything_is_stored()
     assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
 
 
+def signed_webhook(path: str, query: str, params: dict) -> tuple[dict, bytes]:
+    body = urlencode(params).encode()
+    return http_scope("POST", path, query, headers=[
+        (b"content-type", b"application/x-www-form-urlencoded"), (b"content-length", str(len(body)).encode()),
+        (b"x-twilio-signature", sign(f"{path}?{query}", params).encode())]), body
+
+
+def test_a_voice_webhook_whose_body_arrives_in_pieces_is_answered_with_its_twiml_whole():
+    """Webhooks are read whole before their thread runs and answered whole: Twilio gets its TwiML, with the
+    headers Django gave it."""
+    app = HttpOnThreads(webhook_threads=1, page_threads=1)
+    params = {"CallSid": "CA" + "c" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "in-progress"}
+    scope, body = signed_webhook("/api/voice/customer-queue", "call=999996", params)
+
+    async def scenario():
+        hook = ApplicationCommunicator(app, scope)
+        for start in range(0, len(body), 20):
+            await hook.send_input({"type": "http.request", "body": body[start:start + 20],
+                                   "more_body": start + 20 < len(body)})
+        return await answer_of(hook)
+
+    start, answer = asyncio.run(scenario())
+    headers = dict(start["headers"])
+    assert start["status"] == 200
+    assert headers[b"content-type"].startswith(b"text/xml")
+    assert answer.startswith(b"<?xml") and b"<Hangup" in answer  # no such call: polite hang-up
+    assert WebhookEvent.objects.get(call_sid=params["CallSid"]).kind == WebhookEvent.Kind.VOICE
+
+
+def test_a_webhook_body_over_the_upload_limit_is_refused_before_it_is_read_on_and_nothing_is_stored(settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    app = HttpOnThreads(webhook_threads=1, page_threads=1)
+    params = {"CallSid": "CA" + "b" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
+              "SequenceNumber": "1", "Padding": "x" * 1200}
+    scope, body = signed_webhook("/api/voice/status", "call=999995", params)
+
+    async def scenario():
+        hook = ApplicationCommunicator(app, scope)
+        await hook.send_input({"type": "http.request", "body": body[:600], "more_body": True})
+        await hook.send_input({"type": "http.request", "body": body[600:1200], "more_body": True})
+        # Refused at once: the rest of the body is never waited for.
+        return await response_of(hook)
+
+    status, text = asyncio.run(scenario())
+    assert (status, text) == (413, b"request body too large")
+    assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
+
+
+def test_a_caller_gone_before_its_body_ends_is_not_processed():
+    app = HttpOnThreads(webhook_threads=1, page_threads=1)
+    params = {"CallSid": "CA" + "a" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
+              "SequenceNumber": "1"}
+    scope, body = signed_webhook("/api/voice/status", "call=999994", params)
+
+    async def scenario():
+        hook = ApplicationCommunicator(app, scope)
+        await hook.send_input({"type": "http.request", "body": body[:30], "more_body": True})
+        await hook.send_input({"type": "http.disconnect"})
+        await hook.wait(timeout=5)  # the application returns without an answer
+        return await hook.receive_nothing()
+
+    assert asyncio.run(scenario())
+    assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
+
+
 def test_a_web_process_freezes_what_it_loaded_so_full_collections_stay_short():
     """dialer.asgi (imported above, as a web worker imports it) moves the app's start-up objects out of the
     collector's reach: a full collection no longer walks them while every request of the worker waits."""
