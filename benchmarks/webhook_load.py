@@ -487,6 +487,13 @@ def database_postmaster() -> int | None:
     return postmaster if _command_name(backend) == _command_name(postmaster) == "postgres" else None
 
 
+def redis_cpu_s() -> float | None:
+    """CPU seconds used so far by the Redis server(s) on this machine (the channel layer's), or None if none runs
+    here."""
+    ticks = [own for pid, _, _, own, _ in _processes() if _command_name(pid) == "redis-server"]
+    return sum(ticks) / os.sysconf("SC_CLK_TCK") if ticks else None
+
+
 def database_ms_each(postmaster: int | None, before: float, requests: int) -> str:
     if postmaster is None:
         return "n/a"
@@ -575,12 +582,18 @@ async def run_load(args, floor: Floor, base: str, fake, server_pid: int) -> list
         for name, phase_signer in phases:
             cpu_before = process_group_cpu_s(server_pid)
             db_before = database_cpu_s(floor.postmaster) if floor.postmaster else 0.0
+            redis_before, client_before = redis_cpu_s(), time.process_time()
             rate, codes = await closed_loop(session, base, phase_signer, calls, args.clients, args.saturation_seconds)
-            answered = sum(codes.values())
-            server_ms = 1000 * (process_group_cpu_s(server_pid) - cpu_before) / max(1, answered)
+            answered = max(1, sum(codes.values()))
+            server_ms = 1000 * (process_group_cpu_s(server_pid) - cpu_before) / answered
+            # The rest of the machine's two cores: this load generator (and the consoles), and Redis.
+            client_ms = 1000 * (time.process_time() - client_before) / answered
+            redis_after = redis_cpu_s()
+            redis_ms = "n/a" if redis_before is None or redis_after is None else \
+                f"{1000 * (redis_after - redis_before) / answered:.2f} ms"
             lines.append(f"  {name:<24} {rate:>6}/s   answers {dict(codes)}  CPU a request: server {server_ms:.2f} ms, "
-                         f"PostgreSQL {database_ms_each(floor.postmaster, db_before, answered)}   "
-                         f"load average {os.getloadavg()[0]:.2f}")
+                         f"PostgreSQL {database_ms_each(floor.postmaster, db_before, answered)}, Redis {redis_ms}, "
+                         f"load generator {client_ms:.2f} ms   load average {os.getloadavg()[0]:.2f}")
         for task in sockets:
             task.cancel()
         await asyncio.gather(*sockets, return_exceptions=True)
