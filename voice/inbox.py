@@ -145,6 +145,17 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
     """
     row = _raw_row(kind=kind, route=route, path=path, params=params, headers=headers)
     voice = kind in VOICE_KINDS
+    try:
+        with services.first_attempts_inline():
+            return _receive(row, voice)
+    except services.Restart:
+        # The fact's first attempt, made in this transaction without a savepoint, had to take its locks again in
+        # order: everything was rolled back, the raw row with it. Once more, each attempt in a savepoint.
+        row.pk, row._state.adding = None, True
+        return _receive(row, voice)
+
+
+def _receive(row: WebhookEvent, voice: bool) -> Received:
     stored = False
     try:
         with transaction.atomic():
@@ -181,6 +192,8 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
     except Malformed as exc:
         _store_after_rollback(row, Processing.IGNORED, str(exc))
         return Received(row, False, None, malformed=str(exc))
+    except services.Restart:
+        raise  # rolled back whole, to be run again (webhook_receive): not a failure
     except Exception:
         return _failed(row, voice)
 

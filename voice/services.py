@@ -15,10 +15,12 @@ Concurrency policy (every function below keeps it):
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import replace
 
 from django.db import close_old_connections, transaction
@@ -56,6 +58,38 @@ class UnknownCall(LookupError):
 class _Moved(Exception):
     """The call's agent changed between the unlocked peek and the lock, or the few agents the first attempt
     locked could not take a human: take the locks again, on the ordered path."""
+
+
+class Restart(Exception):
+    """A fact's first attempt ran straight in its caller's transaction (`first_attempts_inline`) and must take its
+    locks again, in order: only rolling that whole transaction back gives the call's lock back. The caller runs
+    its transaction again, outside `first_attempts_inline`."""
+
+
+_first_attempts_inline: ContextVar[bool] = ContextVar("first_attempts_inline", default=False)
+
+
+@contextlib.contextmanager
+def first_attempts_inline():
+    """Inside (voice.inbox, around a webhook's transaction, which it can run again whole), a fact that routes no
+    human makes its first attempt straight in that transaction rather than in a savepoint of its own: SAVEPOINT
+    and RELEASE were two of a status callback's eight statements. When that attempt must take its locks again
+    (the call's agent was held by someone else, see call_lock), it raises Restart."""
+    token = _first_attempts_inline.set(True)
+    try:
+        yield
+    finally:
+        _first_attempts_inline.reset(token)
+
+
+def _inline(attempt: int, routes: bool) -> bool:
+    """This attempt runs in the caller's transaction: the first, of a fact that routes no human (those often
+    look again, at every ready agent), inside `first_attempts_inline`, and directly in the caller's outermost
+    atomic block (a savepoint between the two is someone else's, who cannot run again whole)."""
+    if attempt or routes or not _first_attempts_inline.get():
+        return False
+    connection = transaction.get_connection()
+    return connection.in_atomic_block and not connection.savepoint_ids
 
 
 # Ready agents a human's first routing attempt locks (the longest ready that nobody holds); see call_lock.
@@ -221,8 +255,9 @@ def call_apply(*, call_id: int, fact: states.Fact, webhook: WebhookEvent | None 
     routes = isinstance(fact, states.AgentFound) or (
         isinstance(fact, states.AmdVerdict) and states.is_human(fact.answered_by, "connect"))
     for attempt in range(5):
+        inline = _inline(attempt, routes)
         try:
-            with transaction.atomic():
+            with contextlib.nullcontext() if inline else transaction.atomic():
                 call, locked = call_lock(call_id, with_ready_agents=routes, fast=attempt == 0)
                 applied = _with_agent(call, locked, fact)
                 if routes and attempt == 0 and _nobody_found(call, fact, applied):
@@ -235,6 +270,8 @@ def call_apply(*, call_id: int, fact: states.Fact, webhook: WebhookEvent | None 
                 _persist(call, result, applied, locked, webhook, fields)
                 return call, result
         except _Moved:
+            if inline:
+                raise Restart from None
             continue
     raise RuntimeError(f"call {call_id} kept changing agents while being locked")
 
