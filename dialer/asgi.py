@@ -47,6 +47,8 @@ from dialer.urls import WEBHOOK_PREFIX  # noqa: E402
 from realtime import events  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
+log = logging.getLogger(__name__)
+
 
 class WebhookHandler(WSGIHandler):
     """Django's WSGI handler with WEBHOOK_MIDDLEWARE instead of MIDDLEWARE (settings.py says why).
@@ -63,8 +65,9 @@ class WebhookHandler(WSGIHandler):
             settings.MIDDLEWARE = pages
 
 
-# The most a webhook's body may be when DATA_UPLOAD_MAX_MEMORY_SIZE is switched off (None): Twilio's are < 4 KB.
-WEBHOOK_MAX_BODY = 2_621_440
+# The most a webhook's body may be: Twilio's are under 4 KB. Bodies are held whole in the event loop while they
+# wait for a thread, so a flood of large unsigned posts must not make a worker hold megabytes each.
+WEBHOOK_MAX_BODY = 64 * 1024
 
 
 class WholeRequestOnThreads:
@@ -76,8 +79,8 @@ class WholeRequestOnThreads:
     few hundred bytes: here the loop reads the body whole, the thread runs the handler and collects the answer
     whole (TwiML or an empty 204, never streamed), and the loop sends it.
 
-    A body longer than Django's DATA_UPLOAD_MAX_MEMORY_SIZE is refused (413) before it is read further: no
-    Twilio webhook comes near it, and nobody gets to make a process buffer more."""
+    A body longer than `max_body` (declared or read) is refused (413) before it is read further: no Twilio
+    webhook comes near it, and nobody gets to make a process buffer more."""
 
     def __init__(self, app, *, threads: int, max_body: int):
         self.app = app
@@ -85,6 +88,10 @@ class WholeRequestOnThreads:
         self.executor = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="webhook")
 
     async def __call__(self, scope, receive, send):
+        declared = dict(scope.get("headers", ())).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > self.max_body:
+            await _answer(send, 413 if declared.isdigit() else 400, b"request body too large or malformed length")
+            return
         body = bytearray()
         more = True
         while more:
@@ -97,6 +104,7 @@ class WholeRequestOnThreads:
                 await _answer(send, 413, b"request body too large")
                 return
         environ = build_environ(scope, io.BytesIO(body))
+        environ["CONTENT_LENGTH"] = str(len(body))  # read whole: also right for a chunked request
         run = functools.partial(contextvars.copy_context().run, self._respond, environ)
         status, headers, content = await asyncio.get_running_loop().run_in_executor(self.executor, run)
         await send({"type": "http.response.start", "status": status, "headers": headers})
@@ -116,10 +124,14 @@ class WholeRequestOnThreads:
             chunks.extend(response)
         finally:
             # Django's request_finished (closing this thread's database connection when it must) runs here, in
-            # the thread that used it.
+            # the thread that used it. The webhook has committed by then: a failure here must not turn its answer
+            # into a 500 (Twilio would retry it, or play an application error).
             close = getattr(response, "close", None)
             if close is not None:
-                close()
+                try:
+                    close()
+                except Exception:
+                    log.exception("closing a webhook's response failed")
         return started[0], started[1], b"".join(chunks)
 
 
@@ -137,8 +149,8 @@ class HttpOnThreads:
     process that serves no socket yet still publishes on a loop that lives, never on a new one per event."""
 
     def __init__(self, *, webhook_threads: int, page_threads: int):
-        self.webhooks = WholeRequestOnThreads(WebhookHandler(), threads=webhook_threads,
-                                              max_body=settings.DATA_UPLOAD_MAX_MEMORY_SIZE or WEBHOOK_MAX_BODY)
+        self.webhooks = WholeRequestOnThreads(WebhookHandler(), threads=webhook_threads, max_body=min(
+            settings.DATA_UPLOAD_MAX_MEMORY_SIZE or WEBHOOK_MAX_BODY, WEBHOOK_MAX_BODY))
         self.pages = WSGIMiddleware(get_wsgi_application(), workers=max(1, page_threads))
 
     async def __call__(self, scope, receive, send):

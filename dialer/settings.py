@@ -132,9 +132,10 @@ DATABASE_PREPARED_STATEMENTS = env.bool("DATABASE_PREPARED_STATEMENTS", default=
 # The threads one web process runs HTTP requests on (dialer/asgi.py): Twilio's webhooks on theirs, the pages, the
 # JSON API and the downloads on theirs; the rest wait in the event loop. Together with OUTBOX_THREADS keep them
 # under DATABASE_POOL_MAX: the sockets' reads and the hold timers need connections too.
-# Two webhook threads: a webhook thread blocks only on the database now (it no longer waits on the event loop), so
-# two keep a core busy, and more only take the GIL from the event loop, which sends the consoles' events and the
-# answers: with 4, commit -> console p99 at 150 callbacks/s was 200-650 ms, with 2, 85-120 ms (docs/performance.md).
+# Two webhook threads: a webhook thread no longer waits on the event loop, only on the database (and, for a few
+# rare webhooks, on Twilio's REST API: a recording's start, a supervision's end), so two keep a core busy, and more
+# only take the GIL from the event loop, which sends the consoles' events and the answers: with 4, commit ->
+# console p99 at 150 callbacks/s was 190-650 ms, with 2, 85-120 ms (docs/performance.md).
 WEB_REQUEST_CONCURRENCY = env.int("WEB_REQUEST_CONCURRENCY", default=2)
 WEB_PAGE_CONCURRENCY = env.int("WEB_PAGE_CONCURRENCY", default=3)
 # Log (warning, "dialer.gc") every garbage collection that holds a web process at least this long; 0: off.

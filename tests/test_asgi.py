@@ -155,18 +155,40 @@ def test_a_webhook_body_over_the_upload_limit_is_refused_before_it_is_read_on_an
     app = HttpOnThreads(webhook_threads=1, page_threads=1)
     params = {"CallSid": "CA" + "b" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
               "SequenceNumber": "1", "Padding": "x" * 1200}
-    scope, body = signed_webhook("/api/voice/status", "call=999995", params)
+    declared, body = signed_webhook("/api/voice/status", "call=999995", params)
+    chunked = {**declared, "headers": [h for h in declared["headers"] if h[0] != b"content-length"]}
 
     async def scenario():
-        hook = ApplicationCommunicator(app, scope)
+        # Its length says too much: refused before any of it is read.
+        said = ApplicationCommunicator(app, declared)
+        said_answer = await response_of(said)
+        # Sent without a length (chunked): refused once what arrived is too much, the rest never waited for.
+        hook = ApplicationCommunicator(app, chunked)
         await hook.send_input({"type": "http.request", "body": body[:600], "more_body": True})
         await hook.send_input({"type": "http.request", "body": body[600:1200], "more_body": True})
-        # Refused at once: the rest of the body is never waited for.
+        return said_answer, await response_of(hook)
+
+    (said_status, _), (status, _) = asyncio.run(scenario())
+    assert (said_status, status) == (413, 413)
+    assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
+
+
+def test_a_chunked_webhook_without_a_length_is_read_whole_and_applied():
+    app = HttpOnThreads(webhook_threads=1, page_threads=1)
+    params = {"CallSid": "CA" + "9" * 32, "AccountSid": "AC" + "0" * 32, "CallStatus": "ringing",
+              "SequenceNumber": "1"}
+    declared, body = signed_webhook("/api/voice/status", "call=999993", params)
+    chunked = {**declared, "headers": [h for h in declared["headers"] if h[0] != b"content-length"]}
+
+    async def scenario():
+        hook = ApplicationCommunicator(app, chunked)
+        await hook.send_input({"type": "http.request", "body": body[:40], "more_body": True})
+        await hook.send_input({"type": "http.request", "body": body[40:], "more_body": False})
         return await response_of(hook)
 
-    status, text = asyncio.run(scenario())
-    assert (status, text) == (413, b"request body too large")
-    assert not WebhookEvent.objects.filter(call_sid=params["CallSid"]).exists()
+    status, _ = asyncio.run(scenario())
+    assert status == 204  # its signature checked against the whole form: Django saw every byte
+    assert WebhookEvent.objects.get(call_sid=params["CallSid"]).status == WebhookEvent.Processing.IGNORED
 
 
 def test_a_caller_gone_before_its_body_ends_is_not_processed():

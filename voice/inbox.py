@@ -146,19 +146,22 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
     row = _raw_row(kind=kind, route=route, path=path, params=params, headers=headers)
     voice = kind in VOICE_KINDS
     try:
-        with services.first_attempts_inline():
-            return _receive(row, voice)
+        return _receive(row, voice, inline=True)
     except services.Restart:
-        # The fact's first attempt, made in this transaction without a savepoint, had to take its locks again in
-        # order: everything was rolled back, the raw row with it. Once more, each attempt in a savepoint.
-        row.pk, row._state.adding = None, True
-        return _receive(row, voice)
+        pass
+    # The fact's first attempt, made in this transaction without a savepoint, had to take its locks again in order:
+    # everything was rolled back, the raw row with it. Once more, each attempt in a savepoint. (Outside the except
+    # block: what this run logs must not read as happening while handling the Restart.)
+    row.pk, row._state.adding = None, True
+    return _receive(row, voice, inline=False)
 
 
-def _receive(row: WebhookEvent, voice: bool) -> Received:
+def _receive(row: WebhookEvent, voice: bool, *, inline: bool) -> Received:
     stored = False
     try:
-        with transaction.atomic():
+        # first_attempts_inline holds inside this transaction only: not in its on-commit callbacks, nor in the
+        # transactions the paths below open after it (a Restart there would find nobody to run it again).
+        with transaction.atomic(), services.first_attempts_inline(inline):
             # Written with the outcome it will almost always have: the transaction makes that true or takes the
             # row back, so it costs no second write (the rare other outcomes below rewrite it).
             _mark(row, Processing.PROCESSED, "")

@@ -70,12 +70,12 @@ _first_attempts_inline: ContextVar[bool] = ContextVar("first_attempts_inline", d
 
 
 @contextlib.contextmanager
-def first_attempts_inline():
-    """Inside (voice.inbox, around a webhook's transaction, which it can run again whole), a fact that routes no
+def first_attempts_inline(on: bool = True):
+    """Inside (voice.inbox, inside a webhook's transaction, which it can run again whole), a fact that routes no
     human makes its first attempt straight in that transaction rather than in a savepoint of its own: SAVEPOINT
     and RELEASE were two of a status callback's eight statements. When that attempt must take its locks again
     (the call's agent was held by someone else, see call_lock), it raises Restart."""
-    token = _first_attempts_inline.set(True)
+    token = _first_attempts_inline.set(on)
     try:
         yield
     finally:

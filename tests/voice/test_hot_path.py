@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from campaigns.models import AgentSession
@@ -196,3 +196,21 @@ def test_a_status_callback_waits_for_an_agent_session_someone_else_holds(floor, 
     assert row.status == WebhookEvent.Processing.PROCESSED
     assert CallEvent.objects.filter(call=call).count() == facts_before + 1
     assert CallEvent.objects.filter(call=call).latest("pk").webhook_id == row.pk
+
+
+def test_first_attempts_run_inline_in_the_webhooks_transaction_only(floor, webhook, monkeypatch):
+    """Inside the webhook's transaction a fact's first attempt needs no savepoint (a Restart reruns the webhook);
+    in its on-commit callbacks nobody could run it again, so there it must not be inline."""
+    _, session = floor
+    call = placed(session)
+    seen = {}
+    handler = inbox.HANDLERS["status"]
+
+    def watched(event):
+        seen["in the transaction"] = services._inline(0, False)
+        transaction.on_commit(lambda: seen.setdefault("after commit", services._inline(0, False)))
+        return handler(event)
+
+    monkeypatch.setitem(inbox.HANDLERS, "status", watched)
+    assert status(webhook, call, "ringing", 1).status_code == 204
+    assert seen == {"in the transaction": True, "after commit": False}
