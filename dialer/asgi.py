@@ -89,8 +89,11 @@ class WholeRequestOnThreads:
 
     async def __call__(self, scope, receive, send):
         declared = dict(scope.get("headers", ())).get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > self.max_body:
-            await _answer(send, 413 if declared.isdigit() else 400, b"request body too large or malformed length")
+        if not declared.isdigit():
+            await _answer(send, 400, b"malformed Content-Length")
+            return
+        if int(declared) > self.max_body:
+            await _answer(send, 413, b"request body too large")
             return
         body = bytearray()
         more = True

@@ -152,7 +152,7 @@ def webhook_receive(*, kind: str, route: str, path: str, params: dict, headers: 
     # The fact's first attempt, made in this transaction without a savepoint, had to take its locks again in order:
     # everything was rolled back, the raw row with it. Once more, each attempt in a savepoint. (Outside the except
     # block: what this run logs must not read as happening while handling the Restart.)
-    row.pk, row._state.adding = None, True
+    row.pk = None
     return _receive(row, voice, inline=False)
 
 

@@ -63,18 +63,18 @@ class _Moved(Exception):
 class Restart(Exception):
     """A fact's first attempt ran straight in its caller's transaction (`first_attempts_inline`) and must take its
     locks again, in order: only rolling that whole transaction back gives the call's lock back. The caller runs
-    its transaction again, outside `first_attempts_inline`."""
+    its transaction again, with `first_attempts_inline` off."""
 
 
 _first_attempts_inline: ContextVar[bool] = ContextVar("first_attempts_inline", default=False)
 
 
 @contextlib.contextmanager
-def first_attempts_inline(on: bool = True):
-    """Inside (voice.inbox, inside a webhook's transaction, which it can run again whole), a fact that routes no
-    human makes its first attempt straight in that transaction rather than in a savepoint of its own: SAVEPOINT
-    and RELEASE were two of a status callback's eight statements. When that attempt must take its locks again
-    (the call's agent was held by someone else, see call_lock), it raises Restart."""
+def first_attempts_inline(on: bool):
+    """Inside, when `on` (voice.inbox, inside a webhook's transaction, which it can run again whole), a fact that
+    routes no human makes its first attempt straight in that transaction rather than in a savepoint of its own:
+    SAVEPOINT and RELEASE were two of a status callback's eight statements. When that attempt must take its locks
+    again (the call's agent was held by someone else, see call_lock), it raises Restart."""
     token = _first_attempts_inline.set(on)
     try:
         yield
