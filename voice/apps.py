@@ -6,6 +6,8 @@ class VoiceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from voice import presence
+        from voice import outbox, presence, recordings, supervision
 
         presence.connect_signals()
+        outbox.handle(outbox.START_RECORDING, recordings.recording_send_start)
+        outbox.handle(outbox.TAKE_OUT_SUPERVISORS, supervision.supervisions_take_out)

@@ -402,7 +402,7 @@ def _on_conference(event: WebhookEvent) -> tuple[None, bool]:
         if joined:
             recordings.recording_start_for_call(call_id=call.pk)
         else:
-            supervision.supervisions_end_for_call(call_id=call.pk)
+            supervision.supervisions_end_with_talk(call=call)
         return None, True
     if supervision.supervision_on_conference_event(call_sid=call_sid, joined=joined,
                                                    conference_sid=_one(event.params, "ConferenceSid")):

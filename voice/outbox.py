@@ -41,6 +41,14 @@ from voice.states import Effect, Outcome, State
 log = logging.getLogger(__name__)
 
 CREATE = "create"
+# Effects beside the state machine's: a talk's recording starts when the customer joins the agent's room, and its
+# supervisors are taken out when the customer leaves it. Their modules sit above this one (they use the floor and
+# the services), so voice.apps hands their senders in (`handle`).
+START_RECORDING = "start_recording"
+TAKE_OUT_SUPERVISORS = "take_out_supervisors"
+# kind -> sender(call) -> (final status, result). A GatewayError it raises is retried when retryable.
+Sender = Callable[[Call], tuple[str, str]]
+_senders: dict[str, Sender] = {}
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 # SQLite has no advisory locks: a SENDING row older than this is taken for a dead executor's.
 LEASE_S = 60.0
@@ -120,13 +128,18 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
         if not claimed:
             return None
         effect = _claimed_effect.get(effect_id)
-        if reclaim and effect.kind == CREATE:
-            # The process that sent this create died before it recorded Twilio's answer: it may have placed
-            # the call. Never send it twice; the reconciler looks the call up by its number.
+        if reclaim and effect.kind in (CREATE, START_RECORDING):
+            # The process that sent this died before it recorded Twilio's answer: it may have placed the call
+            # (started the recording). Never send it twice: the reconciler looks a call up by its number, and a
+            # recording Twilio did start reports itself through its status callback.
             return _finish(effect, Status.AMBIGUOUS, "the sender died mid-request")
         if effect.kind == CREATE:
             return _create(effect)
-        return _rest(effect)
+        if effect.kind in _senders:
+            return _send(effect)
+        if effect.kind in ACTIONS:
+            return _rest(effect)
+        return _finish(effect, Status.FAILED, f"nothing in this process sends {effect.kind!r}")
     finally:
         _release(effect_id)
 
@@ -279,6 +292,22 @@ def _rest(effect: CallEffect) -> str:
         services.call_apply(call_id=call.pk, fact=states.RedirectFailed(already_ended=False))
         return _finish(effect, Status.FAILED, str(exc))
     return _finish(effect, Status.DONE)
+
+
+# -- recordings and supervisors ----------------------------------------------------------------------------
+
+
+def handle(kind: str, sender: Sender) -> None:
+    _senders[kind] = sender
+
+
+def _send(effect: CallEffect) -> str:
+    try:
+        status, result = _senders[effect.kind](effect.call)
+    except gateway.GatewayError as exc:
+        log.warning("call %s: %s failed: %s", effect.call_id, effect.kind, exc)
+        return _retry_later(effect, exc) if exc.retryable else _finish(effect, Status.FAILED, str(exc))
+    return _finish(effect, status, result)
 
 
 # -- the backstop sweep (every dialer worker, every tick) ------------------------------------------------------

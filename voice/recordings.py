@@ -24,9 +24,9 @@ from campaigns import services as campaign_services
 from campaigns.exceptions import IllegalAction, NotAllowed
 from campaigns.models import AgentSession
 from realtime import events
-from voice import gateway
+from voice import gateway, outbox
 from voice.links import webhook_url
-from voice.models import Call, CallEvent, Recording, WebhookEvent
+from voice.models import Call, CallEffect, CallEvent, Recording, WebhookEvent
 from voice.states import State
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,8 @@ def _current_talk(session: AgentSession) -> Call:
 
 def recording_start_for_call(*, call_id: int) -> Recording | None:
     """The contact joined the agent's room. If the campaign records, write the recording row (one per talk, so a
-    repeated join event starts nothing) and ask Twilio to record once that commits."""
+    repeated join event starts nothing) and, in the same transaction, the outbox's request to Twilio: it is sent
+    after commit off the webhook's thread, and survives a crash in between."""
     with transaction.atomic():
         call = Call.objects.select_for_update(of=("self",), no_key=True).select_related("campaign").get(pk=call_id)
         if not call.campaign.record_calls or call.state != State.CONNECTED or not call.sid:
@@ -94,27 +95,30 @@ def recording_start_for_call(*, call_id: int) -> Recording | None:
                 recording, created = Recording.objects.get_or_create(call=call)
         except IntegrityError:  # a concurrent join event won the row
             return Recording.objects.get(call=call)
-        if not created:
-            return recording
-        transaction.on_commit(lambda: _send_start(recording.pk))
+        if created:
+            outbox.effect_enqueue(call=call, kind=outbox.START_RECORDING)
     return recording
 
 
-def _send_start(recording_id: int) -> None:
-    recording = Recording.objects.select_related("call").get(pk=recording_id)
-    call = recording.call
+def recording_send_start(call: Call) -> tuple[str, str]:
+    """Ask Twilio to record the talk (the outbox's sender, once the join committed). Returns the outbox's
+    (status, result): a failure is settled on the recording, never retried (a retry could record twice)."""
+    recording = Recording.objects.get(call=call)
+    if call.state != State.CONNECTED:
+        _settle(recording.pk, Status.ABSENT, "the talk ended before recording started")
+        return CallEffect.Status.SKIPPED, f"call is {call.state} now"
     try:
         info = gateway.start_call_recording(
             call_sid=call.sid, status_callback=webhook_url("recording-status", call=call.pk))
     except gateway.CallAlreadyEnded:
-        _settle(recording_id, Status.ABSENT, "the call ended before recording started")
-        return
+        _settle(recording.pk, Status.ABSENT, "the call ended before recording started")
+        return CallEffect.Status.SKIPPED, "the call had already ended"
     except gateway.GatewayError as exc:
         log.warning("could not start recording call %s: %s", call.pk, exc)
-        _settle(recording_id, Status.FAILED, str(exc))
-        return
+        _settle(recording.pk, Status.FAILED, str(exc))
+        return CallEffect.Status.FAILED, str(exc)
     with transaction.atomic():
-        locked = Recording.objects.select_for_update().get(pk=recording_id)
+        locked = Recording.objects.select_for_update().get(pk=recording.pk)
         fields = []
         if not locked.sid:
             locked.sid = info.sid
@@ -129,6 +133,7 @@ def _send_start(recording_id: int) -> None:
             locked.save(update_fields=fields)
         CallEvent.objects.create(call_id=call.pk, kind="RecordingStarted", detail=f"recording {info.sid}")
         _publish(locked)
+    return CallEffect.Status.DONE, f"recording {info.sid}"
 
 
 def _settle(recording_id: int, status: str, error: str) -> None:

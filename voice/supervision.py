@@ -8,7 +8,8 @@ talk carries on. When the talk ends, its supervisors are taken out of the room t
 agent's next customer.
 
 Locks: the supervision row alone. REST requests run before the row is written (a command whose effect the
-manager must hear at once) or after commit, never under the lock (rule 6).
+manager must hear at once) or after commit, never under the lock (rule 6); taking the supervisors out when the
+talk ends is an outbox effect (voice.outbox), so the leave event's webhook never waits for Twilio.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ from campaigns import services as campaign_services
 from campaigns.exceptions import BadInput, IllegalAction, NotAllowed
 from campaigns.models import Campaign
 from realtime import events
-from voice import gateway, twiml
+from voice import gateway, outbox, twiml
 from voice.gateway import Softphone
-from voice.models import Call, Supervision
+from voice.models import Call, CallEffect, Supervision
 from voice.states import State
 
 log = logging.getLogger(__name__)
@@ -228,13 +229,24 @@ def supervision_on_conference_event(*, call_sid: str, conference_sid: str, joine
     return True
 
 
-def supervisions_end_for_call(*, call_id: int) -> int:
-    """The customer left the room: take the talk's supervisors out too (they would hear the next customer)."""
-    ended = 0
-    for supervision in Supervision.objects.filter(call_id=call_id, ended_at__isnull=True):
+def supervisions_end_with_talk(*, call: Call) -> None:
+    """The customer left the room: its supervisors must leave too (they would hear the agent's next customer).
+    Inside the leave event's transaction: Twilio is asked from the outbox once it commits, never on the webhook's
+    thread nor under the call's lock."""
+    if Supervision.objects.filter(call_id=call.pk, ended_at__isnull=True).exists():
+        outbox.effect_enqueue(call=call, kind=outbox.TAKE_OUT_SUPERVISORS)
+
+
+def supervisions_take_out(call: Call) -> tuple[str, str]:
+    """Take the talk's supervisors out of the room (the outbox's sender). Raises the GatewayError of one Twilio
+    could not take out, after trying the others (the outbox tries again)."""
+    ended, failure = 0, None
+    for supervision in Supervision.objects.filter(call_id=call.pk, ended_at__isnull=True):
         try:
             _leave(supervision)
             ended += 1
-        except (gateway.GatewayError, IllegalAction) as exc:
-            log.warning("could not take supervisor %s out of call %s: %s", supervision.pk, call_id, exc)
-    return ended
+        except gateway.GatewayError as exc:
+            failure = exc
+    if failure is not None:
+        raise failure
+    return CallEffect.Status.DONE, f"{ended} taken out"

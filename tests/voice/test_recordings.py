@@ -6,17 +6,19 @@ drive the real wire format through the sandbox."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.utils import timezone
 
 from campaigns.consent import recording_announcement_for, us_state_for
 from campaigns.models import Campaign
 from tests import factories
-from tests.live import at_once
-from voice import gateway, recordings, supervision
-from voice.models import Call, CallEvent, Recording, Supervision, WebhookEvent
+from tests.live import at_once, wait_until
+from voice import gateway, outbox, recordings, supervision
+from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent
 from voice.states import State
 
 pytestmark = pytest.mark.django_db
@@ -204,3 +206,102 @@ def test_supervise_refusals(client):
                        content_type="application/json").status_code == 409  # no live talk
     assert client.delete(url).status_code == 409  # nothing to leave
     assert not Supervision.objects.exists()
+
+
+# -- Twilio is asked from the outbox: after the join or leave commits, never on the webhook's thread ---------------
+
+
+def room_event(webhook, call: Call, event: str):
+    return webhook("conference-events", {
+        "ConferenceSid": "CF" + "1" * 32, "FriendlyName": call.bridged_to.conference_room,
+        "StatusCallbackEvent": event, "CallSid": call.sid, "SequenceNumber": "5", "AccountSid": "AC" + "0" * 32,
+    }, query={"session": call.bridged_to_id})
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recording_is_started_off_the_webhook_thread_once_the_join_committed(twilio, webhook, settings,
+                                                                                monkeypatch):
+    settings.OUTBOX_INLINE = False
+    threads = []
+    start = gateway.start_call_recording
+
+    def from_where(**kwargs):
+        threads.append(threading.current_thread().name)
+        return start(**kwargs)
+
+    monkeypatch.setattr(gateway, "start_call_recording", from_where)
+    call = talk()
+    assert room_event(webhook, call, "participant-join").status_code == 204
+    assert wait_until(lambda: Recording.objects.get(call=call).status == "in-progress")
+    assert twilio["start"] == [call.sid] and threads and all(name.startswith("outbox") for name in threads)
+    assert wait_until(lambda: CallEffect.objects.get(call=call, kind=outbox.START_RECORDING).status == "done")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_recording_start_lost_in_a_crash_is_sent_by_the_sweep_and_a_half_sent_one_never_twice(twilio, webhook,
+                                                                                                 monkeypatch):
+    monkeypatch.setattr(outbox, "submit", lambda effect_id, delay_s=0.0: None)  # died right after each commit
+    later = timezone.now() + dt.timedelta(seconds=2)
+    lost = talk()
+    room_event(webhook, lost, "participant-join")
+    assert Recording.objects.get(call=lost).status == "starting" and twilio["start"] == []
+    assert outbox.effects_sweep(now=later) == 1  # any surviving worker sends it
+    assert twilio["start"] == [lost.sid] and Recording.objects.get(call=lost).status == "in-progress"
+    assert outbox.effects_sweep(now=later) == 0
+
+    # Died mid-request: Twilio may be recording already. A second request could record the talk twice (one copy
+    # we would never delete), so none is sent; Twilio's own callback tells us if it started.
+    half = talk(phone="+14155550125")
+    room_event(webhook, half, "participant-join")
+    effect = CallEffect.objects.get(call=half, kind=outbox.START_RECORDING)
+    CallEffect.objects.filter(pk=effect.pk).update(status="sending", started_at=timezone.now(), attempts=1)
+    outbox.effects_sweep(now=later)
+    effect.refresh_from_db()
+    assert effect.status == "ambiguous" and twilio["start"] == [lost.sid]
+    sid = "RE" + "8" * 32
+    webhook("recording-status", recording_params(sid, "in-progress"), query={"call": half.pk})
+    recording = Recording.objects.get(call=half)
+    assert (recording.sid, recording.status) == (sid, "in-progress")
+
+
+def test_a_talk_over_before_its_recording_left_is_not_recorded(twilio, webhook, monkeypatch):
+    monkeypatch.setattr(outbox, "submit", lambda effect_id, delay_s=0.0: None)
+    call = talk()
+    room_event(webhook, call, "participant-join")
+    Call.objects.filter(pk=call.pk).update(state=State.ENDED)  # the customer hung up before the sweep came
+    outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=2))
+    assert twilio["start"] == [] and Recording.objects.get(call=call).status == "absent"
+    assert CallEffect.objects.get(call=call, kind=outbox.START_RECORDING).status == "skipped"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_supervisors_leave_with_the_customer_after_the_leave_committed_and_again_if_twilio_failed(
+        webhook, monkeypatch):
+    call = talk(record=False)
+    manager = factories.make_user(manager=True)
+    row = Supervision.objects.create(call=call, manager=manager, mode="listen", leg_sid="CA" + "9" * 32,
+                                     conference_sid="CF" + "1" * 32, joined_at=timezone.now())
+    removed, failures = [], [gateway.GatewayError("Twilio 503", status=503, retryable=True)]
+
+    def remove(*, conference_sid, call_sid):
+        # Never inside the webhook's transaction: it holds the call's lock, and Twilio can take seconds.
+        assert not connection.in_atomic_block
+        if failures:
+            raise failures.pop()
+        removed.append(call_sid)
+
+    monkeypatch.setattr(gateway, "remove_participant", remove)
+    assert room_event(webhook, call, "participant-leave").status_code == 204
+    effect = CallEffect.objects.get(call=call, kind=outbox.TAKE_OUT_SUPERVISORS)
+    assert effect.status == "pending" and "503" in effect.result  # Twilio failed: tried again after a backoff
+    assert Supervision.objects.get(pk=row.pk).ended_at is None and removed == []
+    CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())  # its backoff has passed
+    outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))
+    effect.refresh_from_db()
+    assert effect.status == "done" and effect.attempts == 2 and removed == [row.leg_sid]
+    assert Supervision.objects.get(pk=row.pk).ended_at is not None
+
+    # The same leave event again (Twilio retries): nobody left to take out, nothing asked of Twilio.
+    assert room_event(webhook, call, "participant-leave").status_code == 204
+    assert CallEffect.objects.filter(call=call, kind=outbox.TAKE_OUT_SUPERVISORS).count() == 1
+    assert removed == [row.leg_sid]
