@@ -6,9 +6,12 @@ thread pool of the process that committed it; every dialer worker sweeps the tab
 (`effects_sweep`), so a process that dies between commit and send loses nothing.
 
 Exactly-once where it matters:
-- A row is claimed before it is sent (PENDING -> SENDING in one UPDATE). On PostgreSQL the executor also holds
-  a session advisory lock on the row while it talks to Twilio: a SENDING row whose lock can be taken belongs to
-  a process that died mid-request, and is reclaimed at once (SQLite, the one-process demo: after a lease).
+- On PostgreSQL the executor holds a session advisory lock on the row while it talks to Twilio; nobody else
+  sends a row whose lock is taken. A create and a recording start are also claimed before they leave (PENDING
+  -> SENDING in one UPDATE): a SENDING row whose lock can be taken belongs to a process that died mid-request.
+  The others stay PENDING until their outcome is written, and a sender's death leaves them for the sweep. On
+  SQLite (the one-process demo, no advisory locks) every row is claimed, and a SENDING one is reclaimed after
+  a lease.
 - Redirects, hang-ups and cancels are idempotent at Twilio, and each is checked against the call's state just
   before it is sent (a redirect into the room only while the call is still bridging ...), so running one again
   after a crash, late or out of order, never changes an outcome.
@@ -29,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from voice import gateway, services, states
@@ -114,6 +116,11 @@ def _run_in_thread(effect_id: int, reclaim: bool = False) -> None:
         close_old_connections()
 
 
+# Not idempotent at Twilio: a second request could place the call (start a recording) twice. Each is marked
+# SENDING before it leaves, so a sender that dies mid-request leaves a row the sweep never sends again.
+ONCE_ONLY = frozenset({CREATE, START_RECORDING})
+
+
 def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
     """Claim and execute one effect. Returns its final status, or None when someone else has it.
 
@@ -121,14 +128,25 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
     if not _hold(effect_id):
         return None
     try:
-        now = timezone.now()
-        wanted = [Status.PENDING, Status.SENDING] if reclaim else [Status.PENDING]
-        claimed = CallEffect.objects.filter(pk=effect_id, status__in=wanted, not_before__lte=now).update(
-            status=Status.SENDING, started_at=now, attempts=F("attempts") + 1)
-        if not claimed:
+        try:
+            effect = _effect.get(effect_id)
+        except CallEffect.DoesNotExist:  # its call was deleted since
             return None
-        effect = _claimed_effect.get(effect_id)
-        if reclaim and effect.kind in (CREATE, START_RECORDING):
+        effect.started_at = timezone.now()
+        wanted = (Status.PENDING, Status.SENDING) if reclaim else (Status.PENDING,)
+        if effect.status not in wanted or effect.not_before > effect.started_at:
+            return None
+        effect.attempts += 1
+        if effect.kind in ONCE_ONLY or connection.vendor != "postgresql":
+            # Also without advisory locks (SQLite): the status is then what keeps the sweep from sending it too.
+            claimed = CallEffect.objects.filter(pk=effect_id, status__in=wanted).update(
+                status=Status.SENDING, started_at=effect.started_at, attempts=effect.attempts)
+            if not claimed:
+                return None
+        # Else the advisory lock alone says who sends it, and the row stays PENDING until its outcome is written
+        # (one commit fewer before a human's redirect leaves): a sender that dies mid-request leaves it for the
+        # sweep, which sends it again, as it would a SENDING one.
+        if reclaim and effect.status == Status.SENDING and effect.kind in ONCE_ONLY:
             # The process that sent this died before it recorded Twilio's answer: it may have placed the call
             # (started the recording). Never send it twice: the reconciler looks a call up by its number, and a
             # recording Twilio did start reports itself through its status callback.
@@ -144,12 +162,14 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
         _release(effect_id)
 
 
-# The claimed row with its call, campaign and contact: a human's redirect waits on this read, every time.
-_claimed_effect = CompiledGet(lambda: CallEffect.objects.select_related("call__campaign", "call__contact"))
+# The row with its call, campaign and contact: a human's redirect waits on this read, every time.
+_effect = CompiledGet(lambda: CallEffect.objects.select_related("call__campaign", "call__contact"))
 
 
 def _finish(effect: CallEffect, status: str, result: str = "") -> str:
-    CallEffect.objects.filter(pk=effect.pk).update(status=status, finished_at=timezone.now(), result=result[:200])
+    CallEffect.objects.filter(pk=effect.pk).update(
+        status=status, started_at=effect.started_at, attempts=effect.attempts, finished_at=timezone.now(),
+        result=result[:200])
     return status
 
 
@@ -158,7 +178,8 @@ def _retry_later(effect: CallEffect, error: gateway.GatewayError) -> str:
         return _finish(effect, Status.FAILED, f"gave up after {effect.attempts} attempts: {error}")
     delay_s = BACKOFF_S[min(effect.attempts, len(BACKOFF_S)) - 1]
     CallEffect.objects.filter(pk=effect.pk).update(
-        status=Status.PENDING, not_before=timezone.now() + dt.timedelta(seconds=delay_s), result=str(error)[:200])
+        status=Status.PENDING, started_at=effect.started_at, attempts=effect.attempts,
+        not_before=timezone.now() + dt.timedelta(seconds=delay_s), result=str(error)[:200])
     submit(effect.pk, delay_s=delay_s)
     return Status.PENDING
 
@@ -321,13 +342,15 @@ def effects_sweep(*, now: dt.datetime | None = None, limit: int = 200) -> int:
     started = 0
     pending = CallEffect.objects.filter(status=Status.PENDING, not_before__lte=grace).order_by("id")
     for effect_id in pending.values_list("pk", flat=True)[:limit]:
+        if connection.vendor == "postgresql" and not _nobody_sending(effect_id):
+            continue  # being sent right now (unclaimed: see ONCE_ONLY)
         _dispatch(effect_id)
         started += 1
     sending = CallEffect.objects.filter(status=Status.SENDING).order_by("id")
     if connection.vendor != "postgresql":
         sending = sending.filter(started_at__lte=now - dt.timedelta(seconds=LEASE_S))
     for effect_id in sending.values_list("pk", flat=True)[:limit]:
-        if connection.vendor == "postgresql" and not _owner_gone(effect_id):
+        if connection.vendor == "postgresql" and not _nobody_sending(effect_id):
             continue
         log.warning("outbox effect %s: its sender died mid-request; taking it over", effect_id)
         _dispatch(effect_id, reclaim=True)
@@ -335,8 +358,9 @@ def effects_sweep(*, now: dt.datetime | None = None, limit: int = 200) -> int:
     return started
 
 
-def _owner_gone(effect_id: int) -> bool:
-    """A live executor holds the row's advisory lock while sending; if we can take it, the owner is dead."""
+def _nobody_sending(effect_id: int) -> bool:
+    """A live executor holds the row's advisory lock while sending; if we can take it, nobody is (a SENDING
+    row's sender died)."""
     if not _hold(effect_id):
         return False
     _release(effect_id)

@@ -78,13 +78,14 @@ def test_the_voice_fetch_is_one_commit_and_six_statements(floor, webhook, django
     assert (call.state, call.twiml_fetched) == (State.ANSWERED, True)
 
 
-def test_a_human_verdict_is_one_commit_and_routes_with_nineteen_statements(floor, webhook, fake_twilio,
-                                                                            django_assert_max_num_queries):
+def test_a_human_verdict_is_one_commit_and_routes_with_eighteen_statements(floor, webhook, fake_twilio,
+                                                                             django_assert_max_num_queries):
     """13 in the transaction (the outbox row and the agent's state-change row included), then, because the test
-    settings run the outbox inline (OUTBOX_INLINE), the redirect's own 5, and the read of the sibling lines."""
+    settings run the outbox inline (OUTBOX_INLINE), the redirect's own 4 (lock, read, outcome, unlock: two before
+    it leaves), and the read of the sibling lines."""
     _, session = floor
     call = answered_call(webhook, session)
-    with django_assert_max_num_queries(19) as captured:
+    with django_assert_max_num_queries(18) as captured:
         response = amd(webhook, call, "human")
     assert response.status_code == 204
     assert commits(captured) == 1
@@ -97,7 +98,7 @@ def test_a_human_verdict_is_one_commit_and_routes_with_nineteen_statements(floor
 def test_a_machine_verdict_is_one_commit(floor, webhook, fake_twilio, django_assert_max_num_queries):
     _, session = floor
     call = answered_call(webhook, session)
-    with django_assert_max_num_queries(12) as captured:  # 7 in the transaction, 5 for the inline outbox hang-up
+    with django_assert_max_num_queries(11) as captured:  # 7 in the transaction, 4 for the inline outbox hang-up
         amd(webhook, call, "machine_end_beep")
     assert commits(captured) == 1
     call.refresh_from_db()

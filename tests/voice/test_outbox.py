@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections import Counter
 from urllib.parse import urlsplit
 
 import psycopg
@@ -14,7 +15,7 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import AgentSession, Contact
-from tests.live import wait_until
+from tests.live import at_once, wait_until
 from tests.voice.test_webhooks import amd, answer, place, status
 from voice import gateway, outbox, reconcile, states
 from voice.models import Call, CallEffect
@@ -92,9 +93,10 @@ def test_a_sender_that_died_mid_request_is_taken_over_and_the_redirect_is_idempo
     assert redirects(fake_twilio, call) == ["/api/voice/customer-join-conference"]
 
 
-def test_a_live_sender_is_left_alone(floor, fake_twilio, webhook, crash_after_commit):
+@pytest.mark.parametrize("status", [Status.SENDING, Status.PENDING])  # a redirect is sent unclaimed (PENDING)
+def test_a_live_sender_is_left_alone(floor, fake_twilio, webhook, crash_after_commit, status):
     call, effect = routed_human(floor, webhook)
-    CallEffect.objects.filter(pk=effect.pk).update(status=Status.SENDING, started_at=timezone.now(), attempts=1)
+    CallEffect.objects.filter(pk=effect.pk).update(status=status, started_at=timezone.now(), attempts=1)
     params = connection.get_connection_params()
     params.pop("cursor_factory", None)
     params.pop("context", None)
@@ -103,7 +105,17 @@ def test_a_live_sender_is_left_alone(floor, fake_twilio, webhook, crash_after_co
         assert outbox.effects_sweep(now=later()) == 0
         assert redirects(fake_twilio, call) == []
     effect.refresh_from_db()
-    assert effect.status == Status.SENDING
+    assert effect.status == status
+
+
+def test_executors_racing_for_one_redirect_send_it_once(floor, fake_twilio, webhook, crash_after_commit):
+    """Its committing process and every worker's sweep may all reach for it at the same moment."""
+    call, effect = routed_human(floor, webhook)
+    results, errors = at_once(lambda: outbox.effect_run(effect_id=effect.pk), 8)
+    assert errors == [] and Counter(results) == {Status.DONE: 1, None: 7}
+    assert redirects(fake_twilio, call) == ["/api/voice/customer-join-conference"]
+    effect.refresh_from_db()
+    assert effect.status == Status.DONE and effect.attempts == 1
 
 
 def test_a_create_whose_sender_died_is_never_sent_again_but_looked_up(floor, fake_twilio, crash_after_commit):
