@@ -23,7 +23,7 @@ from campaigns.models import AgentSession
 from tests import factories
 from tests.conftest import post_webhook
 from tests.live import hold_agent_rows, wait_until
-from voice import services
+from voice import inbox, services
 from voice.models import Call, WebhookEvent
 from voice.states import State
 
@@ -122,6 +122,41 @@ def test_duplicate_callbacks_delivered_concurrently_have_one_effect(fake_twilio)
     assert len(fake_twilio.updates(call.sid)) == 1, "one redirect, not eight"
     statuses = Counter(WebhookEvent.objects.filter(call_sid=call.sid).values_list("status", flat=True))
     assert statuses == {"processed": 1, "duplicate": 7}
+
+
+def test_duplicates_of_a_talks_end_racing_while_its_agent_is_held_apply_it_once(fake_twilio, monkeypatch):
+    """The end of a talk frees its agent, whose row someone else holds (a heartbeat, a disposition): each
+    delivery's first attempt finds it taken, rolls its whole webhook back (raw row included) and runs it again.
+    Four copies of the callback at once, from four processes: one fact, one raw row processed, the rest
+    duplicates, and the agent in wrap-up."""
+    campaign = factories.make_campaign()
+    agent = factories.make_session(campaign=campaign)
+    call = make_call(campaign, agent, state=State.ANSWERED, fetched=True)
+    deliver([amd_request(call)], workers=1)
+    services.call_on_conference_event(call=Call.objects.get(pk=call.pk), joined=True)
+    assert Call.objects.get(pk=call.pk).state == State.CONNECTED
+    facts = call.events.count()
+    reruns = []
+    receive = inbox._receive
+
+    def watched(row, voice, *, inline):
+        reruns.append(not inline)
+        return receive(row, voice, inline=inline)
+
+    monkeypatch.setattr(inbox, "_receive", watched)
+    release = threading.Event()
+    holder = hold_agent_rows([agent.pk], release, hold_s=10)
+    threading.Timer(0.5, release.set).start()
+    codes = deliver([status_request(call, "completed", 5, CallDuration="30")] * 4, workers=4)
+    holder.join(10)
+    assert codes == [204] * 4
+    assert any(reruns)  # the held agent did send a first attempt back to run again
+    call.refresh_from_db()
+    assert (call.state, call.outcome, call.duration_s) == (State.ENDED, "talked", 30)
+    assert call.events.count() == facts + 1
+    statuses = Counter(WebhookEvent.objects.filter(call_sid=call.sid, kind="status").values_list("status", flat=True))
+    assert statuses == {"processed": 1, "duplicate": 3}
+    assert AgentSession.objects.get(pk=agent.pk).state == AgentSession.State.WRAP_UP
 
 
 # -- shuffled replay ----------------------------------------------------------------------------------
