@@ -277,7 +277,7 @@ class CallEffect(models.Model):
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
-        SENDING = "sending", "Sending"  # claimed by an executor; reclaimed if that process died
+        SENDING = "sending", "Sending"  # a create or recording start being sent; taken over if its sender died
         DONE = "done", "Done"
         SKIPPED = "skipped", "Skipped (the call moved on)"
         FAILED = "failed", "Failed"
