@@ -9,5 +9,5 @@ class VoiceConfig(AppConfig):
         from voice import outbox, presence, recordings, supervision
 
         presence.connect_signals()
-        outbox.handle(outbox.START_RECORDING, recordings.recording_send_start)
-        outbox.handle(outbox.TAKE_OUT_SUPERVISORS, supervision.supervisions_take_out)
+        outbox.sender_register(outbox.START_RECORDING, recordings.recording_send_start)
+        outbox.sender_register(outbox.TAKE_OUT_SUPERVISORS, supervision.supervisions_take_out)

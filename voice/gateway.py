@@ -235,7 +235,7 @@ class RecordingInfo:
 
 def start_call_recording(*, call_sid: str, status_callback: str, dual: bool = True) -> RecordingInfo:
     """Record a live call from now on (both directions; dual-channel: the customer on one channel, the room they
-    hear on the other). Not retried on 5xx: a retry could start a second recording."""
+    hear on the other). Not retried on 5xx: a retry could start a second recording (look first: call_recordings)."""
 
     def op():
         return client().calls(call_sid).recordings.create(
@@ -245,6 +245,17 @@ def start_call_recording(*, call_sid: str, status_callback: str, dual: bool = Tr
         )
 
     recording = _call(op, idempotent=False)
+    return _recording_info(recording)
+
+
+def call_recordings(*, call_sid: str) -> list[RecordingInfo]:
+    """The recordings of a call, newest first: how a start that got no answer (or whose sender died) is looked up
+    before it is sent again."""
+    return [_recording_info(r) for r in _call(lambda: client().calls(call_sid).recordings.list(limit=20),
+                                              idempotent=True)]
+
+
+def _recording_info(recording) -> RecordingInfo:
     return RecordingInfo(sid=recording.sid, status=recording.status, channels=int(recording.channels or 1))
 
 

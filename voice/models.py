@@ -284,7 +284,8 @@ class CallEffect(models.Model):
         AMBIGUOUS = "ambiguous", "Ambiguous (no answer from Twilio; the reconciler looks the call up)"
 
     call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="effects")
-    kind = models.CharField(max_length=24)  # "create" or a voice.states.Effect value that talks to Twilio
+    # "create", a voice.states.Effect value that talks to Twilio, or one of voice.outbox.SENT_ELSEWHERE
+    kind = models.CharField(max_length=24)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)
     not_before = models.DateTimeField()

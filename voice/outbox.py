@@ -1,7 +1,8 @@
 """The transactional outbox: Twilio side effects that survive a crash at any instant (DESIGN rule 11).
 
-A transition that decides a Twilio request (create, redirect, hang up, cancel) writes a `CallEffect` row in
-the same transaction (`effect_enqueue`). After commit the row is run off the request thread, on a small
+A transition that decides a Twilio request (create, redirect, hang up, cancel; and, beside the state machine, a
+talk's recording start and its supervisors' removal) writes a `CallEffect` row in the same transaction
+(`effect_enqueue`). After commit the row is run off the request thread, on a small
 thread pool of the process that committed it; every dialer worker sweeps the table as a backstop
 (`effects_sweep`), so a process that dies between commit and send loses nothing.
 
@@ -17,9 +18,10 @@ Exactly-once where it matters:
   after a crash, late or out of order, never changes an outcome.
 - A create is not idempotent: one that got no answer (timeout, reset, 5xx, or a crash mid-request) is marked
   AMBIGUOUS and never re-sent; the reconciler looks the call up at Twilio by its number before deciding, and
-  the contact stays locked (its call is not terminal) until then.
-- 429s and retryable errors are retried with backoff; the outcome (done, skipped, failed, ambiguous, the error)
-  stays on the row.
+  the contact stays locked (its call is not terminal) until then. Nor is a recording start: after one that got
+  no answer, its next attempt lists the call's recordings at Twilio and adopts the one it finds.
+- 429s, retryable errors and unexpected exceptions are retried with backoff, up to OUTBOX_MAX_ATTEMPTS; the
+  outcome (done, skipped, failed, ambiguous, the error) stays on the row.
 """
 
 from __future__ import annotations
@@ -45,11 +47,13 @@ log = logging.getLogger(__name__)
 CREATE = "create"
 # Effects beside the state machine's: a talk's recording starts when the customer joins the agent's room, and its
 # supervisors are taken out when the customer leaves it. Their modules sit above this one (they use the floor and
-# the services), so voice.apps hands their senders in (`handle`).
+# the services), so voice.apps registers their senders (`sender_register`); tests/voice/test_outbox.py checks
+# that every kind here has one.
 START_RECORDING = "start_recording"
 TAKE_OUT_SUPERVISORS = "take_out_supervisors"
-# kind -> sender(call) -> (final status, result). A GatewayError it raises is retried when retryable.
-Sender = Callable[[Call], tuple[str, str]]
+SENT_ELSEWHERE = (START_RECORDING, TAKE_OUT_SUPERVISORS)
+# sender(effect=...) -> (final status, result). A GatewayError it raises is retried when retryable.
+Sender = Callable[..., tuple[str, str]]
 _senders: dict[str, Sender] = {}
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 # SQLite has no advisory locks: a SENDING row older than this is taken for a dead executor's.
@@ -117,12 +121,13 @@ def _run_in_thread(effect_id: int, reclaim: bool = False) -> None:
 
 
 # Not idempotent at Twilio: a second request could place the call (start a recording) twice. Each is marked
-# SENDING before it leaves, so a sender that dies mid-request leaves a row the sweep never sends again.
+# SENDING before it leaves, so a sender that dies mid-request leaves a row that says so: a create is never sent
+# again (the reconciler looks the call up by its number), a recording start looks at the call's recordings first.
 ONCE_ONLY = frozenset({CREATE, START_RECORDING})
 
 
 def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
-    """Claim and execute one effect. Returns its final status, or None when someone else has it.
+    """Execute one effect unless someone else has it or it is not due. Returns its final status, or None.
 
     reclaim: also take a SENDING row whose executor died (only the sweep asks, after checking the lock)."""
     if not _hold(effect_id):
@@ -138,28 +143,41 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
             return None
         effect.attempts += 1
         if effect.kind in ONCE_ONLY or connection.vendor != "postgresql":
-            # Also without advisory locks (SQLite): the status is then what keeps the sweep from sending it too.
-            claimed = CallEffect.objects.filter(pk=effect_id, status__in=wanted).update(
-                status=Status.SENDING, started_at=effect.started_at, attempts=effect.attempts)
+            # Also without advisory locks (SQLite): the status is then what keeps the sweep from sending it too,
+            # so the claim only succeeds on the row as it was read.
+            claimed = CallEffect.objects.filter(
+                pk=effect_id, status=effect.status, attempts=effect.attempts - 1, not_before=effect.not_before,
+            ).update(status=Status.SENDING, started_at=effect.started_at, attempts=effect.attempts)
             if not claimed:
                 return None
         # Else the advisory lock alone says who sends it, and the row stays PENDING until its outcome is written
         # (one commit fewer before a human's redirect leaves): a sender that dies mid-request leaves it for the
         # sweep, which sends it again, as it would a SENDING one.
-        if reclaim and effect.status == Status.SENDING and effect.kind in ONCE_ONLY:
-            # The process that sent this died before it recorded Twilio's answer: it may have placed the call
-            # (started the recording). Never send it twice: the reconciler looks a call up by its number, and a
-            # recording Twilio did start reports itself through its status callback.
-            return _finish(effect, Status.AMBIGUOUS, "the sender died mid-request")
-        if effect.kind == CREATE:
-            return _create(effect)
-        if effect.kind in _senders:
-            return _send(effect)
-        if effect.kind in ACTIONS:
-            return _rest(effect)
-        return _finish(effect, Status.FAILED, f"nothing in this process sends {effect.kind!r}")
+        try:
+            return _execute(effect, reclaimed=reclaim and effect.status == Status.SENDING)
+        except Exception as exc:
+            log.exception("outbox effect %s (%s for call %s) failed", effect_id, effect.kind, effect.call_id)
+            if effect.kind == CREATE:
+                # Twilio may have placed it before whatever failed here: never again; the reconciler looks.
+                return _finish(effect, Status.AMBIGUOUS, f"{type(exc).__name__}: {exc}")
+            return _retry_later(effect, exc)
     finally:
         _release(effect_id)
+
+
+def _execute(effect: CallEffect, *, reclaimed: bool) -> str:
+    if effect.kind == CREATE:
+        if reclaimed:
+            # The process that sent this create died before it recorded Twilio's answer: it may have placed
+            # the call. Never send it twice; the reconciler looks the call up by its number.
+            return _finish(effect, Status.AMBIGUOUS, "the sender died mid-request")
+        return _create(effect)
+    if effect.kind in _senders:
+        return _send(effect)
+    if effect.kind in ACTIONS:
+        return _rest(effect)
+    # A process of an older or newer release may know it: not ours to settle (tried again, given up eventually).
+    raise LookupError(f"nothing in this process sends {effect.kind!r}")
 
 
 # The row with its call, campaign and contact: a human's redirect waits on this read, every time.
@@ -173,7 +191,7 @@ def _finish(effect: CallEffect, status: str, result: str = "") -> str:
     return status
 
 
-def _retry_later(effect: CallEffect, error: gateway.GatewayError) -> str:
+def _retry_later(effect: CallEffect, error: Exception) -> str:
     if effect.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
         return _finish(effect, Status.FAILED, f"gave up after {effect.attempts} attempts: {error}")
     delay_s = BACKOFF_S[min(effect.attempts, len(BACKOFF_S)) - 1]
@@ -318,13 +336,15 @@ def _rest(effect: CallEffect) -> str:
 # -- recordings and supervisors ----------------------------------------------------------------------------
 
 
-def handle(kind: str, sender: Sender) -> None:
+def sender_register(kind: str, sender: Sender) -> None:
+    if _senders.get(kind, sender) is not sender:
+        raise ValueError(f"{kind!r} has a sender already")
     _senders[kind] = sender
 
 
 def _send(effect: CallEffect) -> str:
     try:
-        status, result = _senders[effect.kind](effect.call)
+        status, result = _senders[effect.kind](effect=effect)
     except gateway.GatewayError as exc:
         log.warning("call %s: %s failed: %s", effect.call_id, effect.kind, exc)
         return _retry_later(effect, exc) if exc.retryable else _finish(effect, Status.FAILED, str(exc))

@@ -100,25 +100,39 @@ def recording_start_for_call(*, call_id: int) -> Recording | None:
     return recording
 
 
-def recording_send_start(call: Call) -> tuple[str, str]:
-    """Ask Twilio to record the talk (the outbox's sender, once the join committed). Returns the outbox's
-    (status, result): a failure is settled on the recording, never retried (a retry could record twice)."""
+def recording_send_start(*, effect: CallEffect) -> tuple[str, str]:
+    """Ask Twilio to record the talk: the outbox's sender for START_RECORDING, once the join committed. Returns
+    the outbox's (status, result).
+
+    A start is not idempotent (a second one records the talk twice, a copy we would never delete), so it is sent
+    blind only on the first attempt. After a start that got no answer, or whose sender died mid-request, the
+    call's recordings are looked up at Twilio first: one found is adopted, else the start is sent again."""
+    call = effect.call
     recording = Recording.objects.get(call=call)
     if call.state != State.CONNECTED:
         _settle(recording.pk, Status.ABSENT, "the talk ended before recording started")
         return CallEffect.Status.SKIPPED, f"call is {call.state} now"
+    last_try = effect.attempts >= settings.OUTBOX_MAX_ATTEMPTS
     try:
-        info = gateway.start_call_recording(
+        found = gateway.call_recordings(call_sid=call.sid) if effect.attempts > 1 else []
+        info = found[0] if found else gateway.start_call_recording(
             call_sid=call.sid, status_callback=webhook_url("recording-status", call=call.pk))
     except gateway.CallAlreadyEnded:
         _settle(recording.pk, Status.ABSENT, "the call ended before recording started")
         return CallEffect.Status.SKIPPED, "the call had already ended"
     except gateway.GatewayError as exc:
+        if exc.retryable and not last_try:
+            raise  # the outbox tries again after a backoff, looking first
         log.warning("could not start recording call %s: %s", call.pk, exc)
         _settle(recording.pk, Status.FAILED, str(exc))
         return CallEffect.Status.FAILED, str(exc)
+    _started(recording.pk, info, call_id=call.pk)
+    return CallEffect.Status.DONE, f"recording {info.sid}" + (" (found at Twilio)" if found else "")
+
+
+def _started(recording_id: int, info: gateway.RecordingInfo, *, call_id: int) -> None:
     with transaction.atomic():
-        locked = Recording.objects.select_for_update().get(pk=recording.pk)
+        locked = Recording.objects.select_for_update().get(pk=recording_id)
         fields = []
         if not locked.sid:
             locked.sid = info.sid
@@ -131,9 +145,8 @@ def recording_send_start(call: Call) -> tuple[str, str]:
             fields.append("status")
         if fields:
             locked.save(update_fields=fields)
-        CallEvent.objects.create(call_id=call.pk, kind="RecordingStarted", detail=f"recording {info.sid}")
+        CallEvent.objects.create(call_id=call_id, kind="RecordingStarted", detail=f"recording {info.sid}")
         _publish(locked)
-    return CallEffect.Status.DONE, f"recording {info.sid}"
 
 
 def _settle(recording_id: int, status: str, error: str) -> None:

@@ -14,6 +14,7 @@ talk ends is an outbox effect (voice.outbox), so the leave event's webhook never
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -181,7 +182,8 @@ def _take_out(supervision: Supervision) -> None:
         gateway.conference_sid_for(room=call.bridged_to.conference_room) if call.bridged_to else None)
     if conference_sid:
         gateway.remove_participant(conference_sid=conference_sid, call_sid=supervision.leg_sid)
-    else:
+        return
+    with contextlib.suppress(gateway.NotFound):  # a leg Twilio has forgotten is out of every room
         gateway.hangup_call(sid=supervision.leg_sid)
 
 
@@ -237,16 +239,26 @@ def supervisions_end_with_talk(*, call: Call) -> None:
         outbox.effect_enqueue(call=call, kind=outbox.TAKE_OUT_SUPERVISORS)
 
 
-def supervisions_take_out(call: Call) -> tuple[str, str]:
-    """Take the talk's supervisors out of the room (the outbox's sender). Raises the GatewayError of one Twilio
-    could not take out, after trying the others (the outbox tries again)."""
-    ended, failure = 0, None
-    for supervision in Supervision.objects.filter(call_id=call.pk, ended_at__isnull=True):
+def supervisions_take_out(*, effect: CallEffect) -> tuple[str, str]:
+    """The outbox's sender for TAKE_OUT_SUPERVISORS: end the talk's supervisions, then take their legs out of the
+    room. Ended first, under their locks, so a leg still dialing in is refused (supervisor_dialed) instead of
+    slipping in after the take-out; then every leg of the talk is taken out, again on a retry (taking out one
+    that already left is fine). Raises the GatewayError of a leg Twilio could not take out, after trying the
+    others (the outbox tries again)."""
+    call_id = effect.call_id
+    with transaction.atomic():
+        live = Supervision.objects.select_for_update(of=("self",)).select_related("manager").filter(
+            call_id=call_id, ended_at__isnull=True)
+        for supervision in live:
+            supervision.ended_at = timezone.now()
+            _bump(supervision, "ended_at")
+    legs, failure = 0, None
+    for supervision in Supervision.objects.filter(call_id=call_id).exclude(leg_sid=""):
         try:
-            _leave(supervision)
-            ended += 1
+            _take_out(supervision)
+            legs += 1
         except gateway.GatewayError as exc:
             failure = exc
     if failure is not None:
         raise failure
-    return CallEffect.Status.DONE, f"{ended} taken out"
+    return CallEffect.Status.DONE, f"{legs} leg(s) taken out"

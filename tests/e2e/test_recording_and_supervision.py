@@ -17,6 +17,7 @@ from tests import factories
 from tests.e2e.test_call_flow import agent_in_room
 from tests.live import wait_until
 from voice import floor as floor_services
+from voice import gateway
 from voice.models import Call, CallEvent, Recording, Supervision
 from voice.states import State
 
@@ -69,6 +70,8 @@ def test_recorded_talk_plays_for_the_manager_and_its_agent_only(live_app):
     assert recording, "no recording started"
     [twilio_side] = live_app.sandbox.recordings(call_sid=call.sid)
     assert (twilio_side["sid"], twilio_side["channels"], twilio_side["status"]) == (recording.sid, 2, "in-progress")
+    # What a start that got no answer looks up before it is sent again: the same one recording.
+    assert gateway.call_recordings(call_sid=call.sid) == [gateway.RecordingInfo(recording.sid, "in-progress", 2)]
 
     # The agent pauses for a card number, then resumes: at Twilio, and on the call's timeline.
     agent = browser(session.agent)

@@ -186,3 +186,36 @@ def test_effects_run_off_the_committing_thread(floor, fake_twilio, webhook, sett
     assert seen and all(name.startswith("outbox") for name in seen)
     assert wait_until(lambda: CallEffect.objects.filter(call=call, status=Status.DONE).count() == 2)
     assert AgentSession.objects.get(pk=session.pk).state == AgentSession.State.ON_CALL
+
+
+def test_every_kind_sent_elsewhere_has_its_sender_in_every_process():
+    """voice.apps registers them when Django starts (web processes, dialer workers, commands alike)."""
+    assert set(outbox.SENT_ELSEWHERE) <= set(outbox._senders)
+
+
+def test_an_effect_that_breaks_unexpectedly_is_tried_again_later_and_given_up_on(floor, fake_twilio, webhook,
+                                                                                 crash_after_commit, monkeypatch,
+                                                                                 settings):
+    """Not only Twilio's errors: a bug or a lost database connection in a sender must not make the sweep send the
+    effect again on every tick, unseen (it stays pending and counts nothing), nor lose it."""
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    call, effect = routed_human(floor, webhook)
+    monkeypatch.setitem(outbox.ACTIONS, states.Effect.REDIRECT_CONFERENCE,
+                        lambda call: (_ for _ in ()).throw(RuntimeError("a bug")))
+    assert outbox.effect_run(effect_id=effect.pk) == Status.PENDING
+    effect.refresh_from_db()
+    assert (effect.status, effect.attempts) == (Status.PENDING, 1) and "a bug" in effect.result
+    assert outbox.effects_sweep() == 0  # not before its backoff
+    CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())
+    assert outbox.effect_run(effect_id=effect.pk) == Status.FAILED
+    effect.refresh_from_db()
+    assert effect.attempts == 2 and "gave up after 2 attempts" in effect.result
+
+
+def test_a_kind_this_process_cannot_send_is_left_for_one_that_can(floor, fake_twilio, webhook, crash_after_commit):
+    """A newer release's effect reaching an older process during a deploy: kept, not settled."""
+    call, effect = routed_human(floor, webhook)
+    CallEffect.objects.filter(pk=effect.pk).update(kind="from_the_future")
+    assert outbox.effect_run(effect_id=effect.pk) == Status.PENDING
+    effect.refresh_from_db()
+    assert effect.status == Status.PENDING and "nothing in this process sends" in effect.result

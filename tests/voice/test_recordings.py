@@ -9,6 +9,7 @@ import datetime as dt
 import threading
 
 import pytest
+from django.core import signing
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.utils import timezone
@@ -26,12 +27,21 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def twilio(monkeypatch):
-    """The REST calls recordings make, counted (and scriptable) instead of sent."""
-    calls = {"start": [], "delete": [], "fail_delete": set()}
+    """The REST calls recordings make, counted (and scriptable) instead of sent. `lose_answer`: the next this many
+    starts are carried out at Twilio but their answer never arrives (a timeout)."""
+    calls = {"start": [], "delete": [], "fail_delete": set(), "lookups": [], "lose_answer": 0}
 
     def start(*, call_sid, status_callback, dual=True):
         calls["start"].append(call_sid)
+        if calls["lose_answer"]:
+            calls["lose_answer"] -= 1
+            raise gateway.Ambiguous("Twilio unreachable: read timed out", retryable=True)
         return gateway.RecordingInfo(sid=f"RE{len(calls['start']):032d}", status="in-progress", channels=2)
+
+    def recordings_of(*, call_sid):
+        calls["lookups"].append(call_sid)
+        return [gateway.RecordingInfo(sid=f"RE{n:032d}", status="in-progress", channels=2)
+                for n, sid in reversed(list(enumerate(calls["start"], 1))) if sid == call_sid]
 
     def delete(*, sid):
         if sid in calls["fail_delete"]:
@@ -39,6 +49,7 @@ def twilio(monkeypatch):
         calls["delete"].append(sid)
 
     monkeypatch.setattr(gateway, "start_call_recording", start)
+    monkeypatch.setattr(gateway, "call_recordings", recordings_of)
     monkeypatch.setattr(gateway, "delete_recording", delete)
     return calls
 
@@ -237,6 +248,12 @@ def test_a_recording_is_started_off_the_webhook_thread_once_the_join_committed(t
     assert wait_until(lambda: CallEffect.objects.get(call=call, kind=outbox.START_RECORDING).status == "done")
 
 
+def due(effect: CallEffect, *, status: str | None = None) -> None:
+    """The effect's backoff has passed (and, given a status, it was left in it)."""
+    fields = {"status": status} if status else {}
+    CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now() - dt.timedelta(seconds=1), **fields)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_recording_start_lost_in_a_crash_is_sent_by_the_sweep_and_a_half_sent_one_never_twice(twilio, webhook,
                                                                                                  monkeypatch):
@@ -248,20 +265,64 @@ def test_a_recording_start_lost_in_a_crash_is_sent_by_the_sweep_and_a_half_sent_
     assert outbox.effects_sweep(now=later) == 1  # any surviving worker sends it
     assert twilio["start"] == [lost.sid] and Recording.objects.get(call=lost).status == "in-progress"
     assert outbox.effects_sweep(now=later) == 0
+    assert twilio["lookups"] == []  # a first attempt is sent without looking
 
-    # Died mid-request: Twilio may be recording already. A second request could record the talk twice (one copy
-    # we would never delete), so none is sent; Twilio's own callback tells us if it started.
+    # Died mid-request, after Twilio started recording: a second start would record the talk twice (a copy we
+    # would never delete). The call's recordings are looked up first, and the one found is adopted.
     half = talk(phone="+14155550125")
     room_event(webhook, half, "participant-join")
     effect = CallEffect.objects.get(call=half, kind=outbox.START_RECORDING)
+    twilio["start"].append(half.sid)  # what the dead sender's request did at Twilio
     CallEffect.objects.filter(pk=effect.pk).update(status="sending", started_at=timezone.now(), attempts=1)
     outbox.effects_sweep(now=later)
     effect.refresh_from_db()
-    assert effect.status == "ambiguous" and twilio["start"] == [lost.sid]
-    sid = "RE" + "8" * 32
-    webhook("recording-status", recording_params(sid, "in-progress"), query={"call": half.pk})
+    assert effect.status == "done" and "found at Twilio" in effect.result
+    assert twilio["start"] == [lost.sid, half.sid] and twilio["lookups"] == [half.sid]
     recording = Recording.objects.get(call=half)
-    assert (recording.sid, recording.status) == (sid, "in-progress")
+    assert (recording.sid, recording.status) == (f"RE{2:032d}", "in-progress")
+
+    # Died mid-request before Twilio heard of it: nothing found, so it is sent now.
+    unheard = talk(phone="+14155550126")
+    room_event(webhook, unheard, "participant-join")
+    effect = CallEffect.objects.get(call=unheard, kind=outbox.START_RECORDING)
+    CallEffect.objects.filter(pk=effect.pk).update(status="sending", started_at=timezone.now(), attempts=1)
+    outbox.effects_sweep(now=later)
+    assert twilio["start"].count(unheard.sid) == 1 and Recording.objects.get(call=unheard).status == "in-progress"
+
+
+@pytest.mark.django_db(transaction=True)  # the effect runs once the join commits
+def test_a_start_whose_answer_was_lost_is_looked_up_not_sent_twice(twilio, webhook):
+    twilio["lose_answer"] = 1  # Twilio records, the answer times out
+    call = talk()
+    room_event(webhook, call, "participant-join")
+    effect = CallEffect.objects.get(call=call, kind=outbox.START_RECORDING)
+    assert effect.status == "pending" and effect.attempts == 1 and "timed out" in effect.result
+    assert Recording.objects.get(call=call).status == "starting"  # not failed: it may well be recording
+    due(effect)
+    outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))
+    effect.refresh_from_db()
+    assert effect.status == "done" and effect.attempts == 2
+    assert twilio["start"] == [call.sid] and twilio["lookups"] == [call.sid]
+    assert Recording.objects.get(call=call).status == "in-progress"
+    # Twilio's callbacks then find the row they expect.
+    webhook("recording-status", recording_params(f"RE{1:032d}", "completed", duration="30"), query={"call": call.pk})
+    assert Recording.objects.get(call=call).playable
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_start_that_never_gets_an_answer_fails_in_the_end(twilio, webhook, settings):
+    settings.OUTBOX_MAX_ATTEMPTS = 2
+    twilio["lose_answer"] = 5
+    call = talk()
+    room_event(webhook, call, "participant-join")
+    effect = CallEffect.objects.get(call=call, kind=outbox.START_RECORDING)
+    twilio["start"].clear()  # this time Twilio never got it: the lookup finds nothing, the start is sent again
+    due(effect)
+    outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))
+    effect.refresh_from_db()
+    recording = Recording.objects.get(call=call)
+    assert effect.status == "failed" and effect.attempts == 2
+    assert recording.status == "failed" and "timed out" in recording.error
 
 
 def test_a_talk_over_before_its_recording_left_is_not_recorded(twilio, webhook, monkeypatch):
@@ -281,6 +342,11 @@ def test_supervisors_leave_with_the_customer_after_the_leave_committed_and_again
     manager = factories.make_user(manager=True)
     row = Supervision.objects.create(call=call, manager=manager, mode="listen", leg_sid="CA" + "9" * 32,
                                      conference_sid="CF" + "1" * 32, joined_at=timezone.now())
+    # A second manager's softphone is still dialing in: once the talk is over it must be refused, not slip in
+    # after the others were taken out.
+    latecomer = factories.make_user(manager=True)
+    dialing = Supervision.objects.create(call=call, manager=latecomer, mode="listen")
+    ticket = signing.dumps({"s": dialing.pk, "m": latecomer.pk}, salt=supervision.SIGNING_SALT)
     removed, failures = [], [gateway.GatewayError("Twilio 503", status=503, retryable=True)]
 
     def remove(*, conference_sid, call_sid):
@@ -294,12 +360,15 @@ def test_supervisors_leave_with_the_customer_after_the_leave_committed_and_again
     assert room_event(webhook, call, "participant-leave").status_code == 204
     effect = CallEffect.objects.get(call=call, kind=outbox.TAKE_OUT_SUPERVISORS)
     assert effect.status == "pending" and "503" in effect.result  # Twilio failed: tried again after a backoff
-    assert Supervision.objects.get(pk=row.pk).ended_at is None and removed == []
+    # Ended before Twilio was asked (the manager's page says so at once); the leg still to be taken out.
+    assert Supervision.objects.get(pk=row.pk).ended_at is not None and removed == []
+    assert supervision.supervisor_dialed(ticket=ticket, identity=supervision.supervisor_identity(latecomer),
+                                         call_sid="CA" + "8" * 32) is None
     CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())  # its backoff has passed
     outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))
     effect.refresh_from_db()
     assert effect.status == "done" and effect.attempts == 2 and removed == [row.leg_sid]
-    assert Supervision.objects.get(pk=row.pk).ended_at is not None
+    assert not Supervision.objects.filter(call=call, ended_at__isnull=True).exists()
 
     # The same leave event again (Twilio retries): nobody left to take out, nothing asked of Twilio.
     assert room_event(webhook, call, "participant-leave").status_code == 204
