@@ -160,3 +160,15 @@ def at_once(work, times: int, *, timeout_s: float = 60.0) -> tuple[list, list[Ex
     for thread in threads:
         thread.join(timeout=timeout_s)
     return results, errors
+
+
+def threads_calling(monkeypatch, module, name: str) -> list[str]:
+    """The names of the threads that call `module.name` from now on (the function still runs)."""
+    names, real = [], getattr(module, name)
+
+    def watched(*args, **kwargs):
+        names.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, watched)
+    return names

@@ -5,7 +5,6 @@ off the request thread."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections import Counter
 from urllib.parse import urlsplit
 
@@ -15,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from campaigns.models import AgentSession, Contact
-from tests.live import at_once, wait_until
+from tests.live import at_once, threads_calling, wait_until
 from tests.voice.test_webhooks import amd, answer, place, status
 from voice import gateway, outbox, reconcile, states
 from voice.models import Call, CallEffect
@@ -169,14 +168,7 @@ def test_a_rate_limited_hangup_is_retried_with_backoff_and_its_outcome_kept(floo
 def test_effects_run_off_the_committing_thread(floor, fake_twilio, webhook, settings, monkeypatch):
     settings.OUTBOX_INLINE = False
     campaign, session = floor
-    seen = []
-    redirect = gateway.redirect_call
-
-    def record(**kwargs):
-        seen.append(threading.current_thread().name)
-        return redirect(**kwargs)
-
-    monkeypatch.setattr(gateway, "redirect_call", record)
+    seen = threads_calling(monkeypatch, gateway, "redirect_call")
     call = place(session)
     assert wait_until(lambda: Call.objects.get(pk=call.pk).sid)
     call.refresh_from_db()

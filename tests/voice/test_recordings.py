@@ -6,7 +6,6 @@ drive the real wire format through the sandbox."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 
 import pytest
 from django.core import signing
@@ -17,7 +16,7 @@ from django.utils import timezone
 from campaigns.consent import recording_announcement_for, us_state_for
 from campaigns.models import Campaign
 from tests import factories
-from tests.live import at_once, wait_until
+from tests.live import at_once, threads_calling, wait_until
 from voice import gateway, outbox, recordings, supervision
 from voice.models import Call, CallEffect, CallEvent, Recording, Supervision, WebhookEvent
 from voice.states import State
@@ -233,14 +232,7 @@ def room_event(webhook, call: Call, event: str):
 def test_a_recording_is_started_off_the_webhook_thread_once_the_join_committed(twilio, webhook, settings,
                                                                                 monkeypatch):
     settings.OUTBOX_INLINE = False
-    threads = []
-    start = gateway.start_call_recording
-
-    def from_where(**kwargs):
-        threads.append(threading.current_thread().name)
-        return start(**kwargs)
-
-    monkeypatch.setattr(gateway, "start_call_recording", from_where)
+    threads = threads_calling(monkeypatch, gateway, "start_call_recording")
     call = talk()
     assert room_event(webhook, call, "participant-join").status_code == 204
     assert wait_until(lambda: Recording.objects.get(call=call).status == "in-progress")
