@@ -11,7 +11,7 @@ everything at once, master and workers, as when its host or container dies. When
 the campaign is paused and the run waits for the carrier to finish its calls, then checks:
 - calls still live in the app one reconcile interval after they were due (the carrier has no live line);
 - humans held past the hold limit plus one reconcile interval (AMD "human" to the agent, the safe-harbor
-  message, or their own hang-up);
+  message, or their own hang-up), as the carrier's timeline says they heard it;
 - contacts with two calls live at the carrier at once; agents who held two customers at once.
 """
 
@@ -78,7 +78,8 @@ class SoakReport:
     window_s: float = 0.0
     last_closed_after_s: float = 0.0
     humans: int = 0
-    hold_s: list[float] = field(default_factory=list)
+    hold_s: list[float] = field(default_factory=list)  # what each person heard (the carrier's timeline)
+    known_hold_s: list[float] = field(default_factory=list)  # until the app knew they had left hold
     held_too_long: list[tuple[int, float]] = field(default_factory=list)
     dialed_twice_at_once: int = 0
     agents_with_two_customers: int = 0
@@ -93,10 +94,11 @@ class SoakReport:
                     or self.agents_with_two_customers)
 
     def lines(self) -> list[str]:
-        holds = sorted(self.hold_s)
+        holds, known = sorted(self.hold_s), sorted(self.known_hold_s)
 
-        def pct(p: float) -> float:
-            return holds[min(len(holds) - 1, int(p * len(holds)))] if holds else 0.0
+        def pct(p: float, values: list[float] | None = None) -> float:
+            values = holds if values is None else values
+            return values[min(len(values) - 1, int(p * len(values)))] if values else 0.0
 
         return [
             f"crash soak: {self.calls} calls in {self.elapsed_s:.0f} s; {self.web} web process(es) ({self.serving}), "
@@ -105,9 +107,10 @@ class SoakReport:
             f"  outbox rows: {dict(sorted(self.effects.items()))}",
             f"  calls live in the app {self.window_s:.0f} s after the carrier's last line ended: "
             f"{self.live_after_window} (the last one closed after {self.last_closed_after_s:.1f} s)",
-            f"  humans: {self.humans}; hold (AMD human -> agent / safe-harbor / hang-up) s: "
+            f"  humans: {self.humans}; hold heard (AMD human -> agent / safe-harbor / hang-up) s: "
             f"p50 {pct(0.5):.2f}  p90 {pct(0.9):.2f}  p99 {pct(0.99):.2f}  max {holds[-1] if holds else 0:.2f}; "
-            f"past the hold limit + one reconcile interval: {len(self.held_too_long)} {self.held_too_long[:5]}",
+            f"past the hold limit + one reconcile interval: {len(self.held_too_long)} {self.held_too_long[:5]}; "
+            f"known to the app after p99 {pct(0.99, known):.2f}  max {known[-1] if known else 0:.2f}",
             f"  contacts with two live calls at the carrier at once: {self.dialed_twice_at_once}",
             f"  agents with two customers at once: {self.agents_with_two_customers}",
             "  callers who heard an application error (no web process answered a TwiML fetch): "
@@ -423,6 +426,7 @@ def _measure(report: SoakReport, campaign, sandbox, config: SoakConfig, Call, Ca
     report.outcomes = Counter(c.outcome or c.state for c in calls)
     report.effects = Counter(CallEffect.objects.filter(call__campaign=campaign).values_list("status", flat=True))
     limit_s = config.max_hold_s + config.reconcile_every_s
+    heard = _holds_heard(sandbox, config.time_scale)
     leaving = defaultdict(list)
     for call_id, at in CallEvent.objects.filter(call__campaign=campaign, to_state__in=["connected", "releasing",
                                                                                            "ended"]
@@ -434,7 +438,12 @@ def _measure(report: SoakReport, campaign, sandbox, config: SoakConfig, Call, Ca
         report.humans += 1
         after = [at for at in leaving[call.pk] if at >= call.amd_at]
         end = min(after) if after else None
-        hold = (end - call.amd_at).total_seconds() if end else float("inf")
+        known = (end - call.amd_at).total_seconds() if end else float("inf")
+        report.known_hold_s.append(known)
+        # What the person heard, from the carrier's timeline. The app's own view can lag it: when a killed web
+        # process lost both the redirected leg's TwiML fetch and its final callback, the carrier had hung up at
+        # once while the app learned it only from the reconciler.
+        hold = heard.get(call.sid, known)
         report.hold_s.append(hold)
         if hold > limit_s:
             report.held_too_long.append((call.pk, round(hold, 2)))
@@ -465,6 +474,23 @@ def _measure(report: SoakReport, campaign, sandbox, config: SoakConfig, Call, Ca
             if start < end:
                 report.agents_with_two_customers += 1
                 report.timelines.append(f"agent overlap at {start:%H:%M:%S.%f}")
+
+
+def _holds_heard(sandbox, time_scale: float) -> dict[str, float]:
+    """Per answered-by-a-person line, in real seconds: its AMD verdict -> our redirect reaching the carrier (to the
+    agent's room or the safe-harbor message), its joining a room, or its end, whichever came first."""
+    heard = {}
+    for line in sandbox.calls():
+        timeline = line.get("timeline") or []
+        verdict = next((e for e in timeline if e["event"] == "amd" and e["detail"].get("answered_by") == "human"),
+                       None)
+        if verdict is None:
+            continue
+        out = next((e for e in timeline if e["event"] in ("redirected", "conference-join", "ended")
+                    and e["sim_t"] >= verdict["sim_t"]), None)
+        if out is not None:
+            heard[line["sid"]] = (out["sim_t"] - verdict["sim_t"]) / time_scale
+    return heard
 
 
 def _timeline(call, CallEvent) -> str:
