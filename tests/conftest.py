@@ -1,3 +1,5 @@
+import time
+import warnings
 from urllib.parse import urlencode
 
 import pytest
@@ -6,6 +8,35 @@ from twilio.request_validator import RequestValidator
 
 from tests import factories
 from tests.twilio_fake import FakeTwilio
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _test_database_left_alone_before_it_is_dropped(django_db_setup, django_db_blocker):
+    """Whatever is still connected to the test database when the session ends (a thread or child process a test
+    left behind) makes dropping it fail. Give stragglers a few seconds, then name them and cut them off."""
+    yield
+    import psycopg
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        connection.close()  # this process's own connections
+        connection.close_pool()
+        params = connection.get_connection_params()
+        for key in ("cursor_factory", "context", "pool"):
+            params.pop(key, None)
+        with psycopg.connect(**params, autocommit=True) as own:
+            deadline = time.monotonic() + 5
+            while True:
+                rows = own.execute(
+                    "SELECT pid, application_name, state, left(query, 160) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall()
+                if not rows or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            for pid, application, state, query in rows:
+                warnings.warn(f"still connected to the test database at the end: pid {pid} {application!r} "
+                              f"({state}): {query}", stacklevel=1)
+                own.execute("SELECT pg_terminate_backend(%s)", [pid])
 
 
 @pytest.fixture
