@@ -477,8 +477,9 @@ def _measure(report: SoakReport, campaign, sandbox, config: SoakConfig, Call, Ca
 
 
 def _holds_heard(sandbox, time_scale: float) -> dict[str, float]:
-    """Per answered-by-a-person line, in real seconds: its AMD verdict -> our redirect reaching the carrier (to the
-    agent's room or the safe-harbor message), its joining a room, or its end, whichever came first."""
+    """Per answered-by-a-person line, in real seconds: its AMD verdict -> the first thing it heard after our
+    redirect (the TwiML we answered its fetch with: the agent's room or the safe-harbor message), its joining a
+    room, or its end, whichever came first. (A redirect whose fetch hangs is still hold.)"""
     heard = {}
     for line in sandbox.calls():
         timeline = line.get("timeline") or []
@@ -486,10 +487,14 @@ def _holds_heard(sandbox, time_scale: float) -> dict[str, float]:
                        None)
         if verdict is None:
             continue
-        out = next((e for e in timeline if e["event"] in ("redirected", "conference-join", "ended")
-                    and e["sim_t"] >= verdict["sim_t"]), None)
-        if out is not None:
-            heard[line["sid"]] = (out["sim_t"] - verdict["sim_t"]) / time_scale
+        redirected = False
+        for entry in timeline:
+            if entry["sim_t"] < verdict["sim_t"]:
+                continue
+            redirected = redirected or entry["event"] == "redirected"
+            if entry["event"] in ("conference-join", "ended") or (redirected and entry["event"] == "twiml"):
+                heard[line["sid"]] = (entry["sim_t"] - verdict["sim_t"]) / time_scale
+                break
     return heard
 
 

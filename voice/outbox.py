@@ -33,7 +33,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import DatabaseError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from voice import gateway, services, states
@@ -52,9 +52,18 @@ CREATE = "create"
 START_RECORDING = "start_recording"
 TAKE_OUT_SUPERVISORS = "take_out_supervisors"
 SENT_ELSEWHERE = (START_RECORDING, TAKE_OUT_SUPERVISORS)
-# sender(effect=...) -> (final status, result). A GatewayError it raises is retried when retryable.
+# sender(effect=...) -> (final status, result). A GatewayError it raises is retried when retryable; NotYet puts
+# the effect back, uncounted, until a given time.
 Sender = Callable[..., tuple[str, str]]
 _senders: dict[str, Sender] = {}
+
+
+class NotYet(Exception):
+    """The effect cannot be sent yet: put it back, without counting an attempt, for `seconds`."""
+
+    def __init__(self, reason: str, *, seconds: float) -> None:
+        super().__init__(reason)
+        self.seconds = seconds
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 # SQLite has no advisory locks: a SENDING row older than this is taken for a dead executor's.
 LEASE_S = 60.0
@@ -137,6 +146,8 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
             effect = _effect.get(effect_id)
         except CallEffect.DoesNotExist:  # its call was deleted since
             return None
+        # When the previous attempt began (a sender looking at what that attempt may have done reads it).
+        effect.previous_started_at = effect.started_at
         effect.started_at = timezone.now()
         wanted = (Status.PENDING, Status.SENDING) if reclaim else (Status.PENDING,)
         if effect.status not in wanted or effect.not_before > effect.started_at:
@@ -155,11 +166,17 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
         # sweep, which sends it again, as it would a SENDING one.
         try:
             return _execute(effect, reclaimed=reclaim and effect.status == Status.SENDING)
+        except NotYet as wait:
+            return _put_back(effect, str(wait), seconds=wait.seconds)
         except Exception as exc:
             log.exception("outbox effect %s (%s for call %s) failed", effect_id, effect.kind, effect.call_id)
+            if isinstance(exc, DatabaseError):
+                raise  # nothing can be written on this connection; the sweep finds the row as it was
             if effect.kind == CREATE:
                 # Twilio may have placed it before whatever failed here: never again; the reconciler looks.
                 return _finish(effect, Status.AMBIGUOUS, f"{type(exc).__name__}: {exc}")
+            if effect.kind == Effect.REDIRECT_CONFERENCE:
+                return _abandon(effect, exc)
             return _retry_later(effect, exc)
     finally:
         _release(effect_id)
@@ -176,8 +193,8 @@ def _execute(effect: CallEffect, *, reclaimed: bool) -> str:
         return _send(effect)
     if effect.kind in ACTIONS:
         return _rest(effect)
-    # A process of an older or newer release may know it: not ours to settle (tried again, given up eventually).
-    raise LookupError(f"nothing in this process sends {effect.kind!r}")
+    # A process of a newer release may know it (mid-deploy): not ours to settle, nor to count against it.
+    raise NotYet(f"nothing in this process sends {effect.kind!r}", seconds=BACKOFF_S[-1])
 
 
 # The row with its call, campaign and contact: a human's redirect waits on this read, every time.
@@ -189,6 +206,14 @@ def _finish(effect: CallEffect, status: str, result: str = "") -> str:
         status=status, started_at=effect.started_at, attempts=effect.attempts, finished_at=timezone.now(),
         result=result[:200])
     return status
+
+
+def _put_back(effect: CallEffect, reason: str, *, seconds: float) -> str:
+    CallEffect.objects.filter(pk=effect.pk).update(
+        status=Status.PENDING, attempts=effect.attempts - 1, not_before=timezone.now() + dt.timedelta(seconds=seconds),
+        result=reason[:200])
+    submit(effect.pk, delay_s=seconds)
+    return Status.PENDING
 
 
 def _retry_later(effect: CallEffect, error: Exception) -> str:
@@ -216,9 +241,15 @@ def _hold(effect_id: int) -> bool:
 def _release(effect_id: int) -> None:
     if connection.vendor != "postgresql":
         return
-    with connection.cursor() as cursor:
-        # Session-level: it must be released before the connection goes back to the pool.
-        cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, effect_id])
+    try:
+        with connection.cursor() as cursor:
+            # Session-level: it must be released before the connection goes back to the pool.
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_CLASS, effect_id])
+    except DatabaseError:
+        # A connection that may still hold the lock must never go back to the pool (the row would look
+        # "being sent" for ever): closed, its session and the lock end with it.
+        log.warning("outbox effect %s: could not release its lock; closing the connection", effect_id)
+        connection.close()
 
 
 # -- the create ------------------------------------------------------------------------------------------
@@ -321,16 +352,22 @@ def _rest(effect: CallEffect) -> str:
         return _finish(effect, Status.DONE, f"the call had already ended: {exc}")
     except gateway.GatewayError as exc:
         log.error("call %s: %s failed: %s", call.pk, kind, exc)
-        services.call_record_error(call_id=call.pk, message=f"{kind}: {exc}")
         if kind is Effect.REDIRECT_CONFERENCE:
-            # A human is on hold for this: better the safe-harbor message now than hold music while we retry.
-            services.call_apply(call_id=call.pk, fact=states.Hangup(outcome=Outcome.ABANDONED))
-            return _finish(effect, Status.FAILED, str(exc))
+            return _abandon(effect, exc)
+        services.call_record_error(call_id=call.pk, message=f"{kind}: {exc}")
         if exc.retryable:
             return _retry_later(effect, exc)
         services.call_apply(call_id=call.pk, fact=states.RedirectFailed(already_ended=False))
         return _finish(effect, Status.FAILED, str(exc))
     return _finish(effect, Status.DONE)
+
+
+def _abandon(effect: CallEffect, error: Exception) -> str:
+    """A human is on hold for this redirect: better the safe-harbor message now than hold music while we retry
+    (rule 3)."""
+    services.call_record_error(call_id=effect.call_id, message=f"{effect.kind}: {error}")
+    services.call_apply(call_id=effect.call_id, fact=states.Hangup(outcome=Outcome.ABANDONED))
+    return _finish(effect, Status.FAILED, str(error))
 
 
 # -- recordings and supervisors ----------------------------------------------------------------------------

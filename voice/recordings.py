@@ -100,19 +100,32 @@ def recording_start_for_call(*, call_id: int) -> Recording | None:
     return recording
 
 
+# A start whose answer was lost (or whose sender died) may still reach Twilio until the HTTP timeout has passed;
+# the call's recordings are looked up only after that, and this margin.
+LOOKUP_MARGIN_S = 2.0
+
+
 def recording_send_start(*, effect: CallEffect) -> tuple[str, str]:
     """Ask Twilio to record the talk: the outbox's sender for START_RECORDING, once the join committed. Returns
     the outbox's (status, result).
 
     A start is not idempotent (a second one records the talk twice, a copy we would never delete), so it is sent
-    blind only on the first attempt. After a start that got no answer, or whose sender died mid-request, the
-    call's recordings are looked up at Twilio first: one found is adopted, else the start is sent again."""
+    blind only on the first attempt. After one that got no answer, or whose sender died mid-request: what Twilio's
+    recording callback already told us, else (once that request can no longer arrive) the call's recordings at
+    Twilio, are adopted; only when neither knows a recording is the start sent again."""
     call = effect.call
     recording = Recording.objects.get(call=call)
     if call.state != State.CONNECTED:
         _settle(recording.pk, Status.ABSENT, "the talk ended before recording started")
         return CallEffect.Status.SKIPPED, f"call is {call.state} now"
-    last_try = effect.attempts >= settings.OUTBOX_MAX_ATTEMPTS
+    found = []
+    if effect.attempts > 1:
+        if recording.sid or recording.status != Status.STARTING:
+            return CallEffect.Status.DONE, f"recording {recording.sid or '-'} is {recording.status} already"
+        sent_at = effect.previous_started_at or effect.created_at
+        wait_s = settings.TWILIO_HTTP_TIMEOUT_S + LOOKUP_MARGIN_S - (timezone.now() - sent_at).total_seconds()
+        if wait_s > 0:
+            raise outbox.NotYet("the previous start may still reach Twilio", seconds=wait_s)
     try:
         found = gateway.call_recordings(call_sid=call.sid) if effect.attempts > 1 else []
         info = found[0] if found else gateway.start_call_recording(
@@ -121,8 +134,9 @@ def recording_send_start(*, effect: CallEffect) -> tuple[str, str]:
         _settle(recording.pk, Status.ABSENT, "the call ended before recording started")
         return CallEffect.Status.SKIPPED, "the call had already ended"
     except gateway.GatewayError as exc:
-        if exc.retryable and not last_try:
+        if exc.retryable and effect.attempts < settings.OUTBOX_MAX_ATTEMPTS:
             raise  # the outbox tries again after a backoff, looking first
+        # Given up. If Twilio did record after all, its callback still brings the recording back (recording_on_status).
         log.warning("could not start recording call %s: %s", call.pk, exc)
         _settle(recording.pk, Status.FAILED, str(exc))
         return CallEffect.Status.FAILED, str(exc)
@@ -131,6 +145,7 @@ def recording_send_start(*, effect: CallEffect) -> tuple[str, str]:
 
 
 def _started(recording_id: int, info: gateway.RecordingInfo, *, call_id: int) -> None:
+    status = TWILIO_STATUSES.get(info.status, Status.IN_PROGRESS)
     with transaction.atomic():
         locked = Recording.objects.select_for_update().get(pk=recording_id)
         fields = []
@@ -140,8 +155,8 @@ def _started(recording_id: int, info: gateway.RecordingInfo, *, call_id: int) ->
         if locked.channels != info.channels:
             locked.channels = info.channels
             fields.append("channels")
-        if RANK[Status(locked.status)] < RANK[Status.IN_PROGRESS]:
-            locked.status = Status.IN_PROGRESS
+        if RANK[Status(locked.status)] < RANK[status]:
+            locked.status = status
             fields.append("status")
         if fields:
             locked.save(update_fields=fields)
@@ -175,11 +190,13 @@ def recording_on_status(*, call_id: int | None, sid: str, status: str, duration_
             return False
         if recording.sid and recording.sid != sid:
             return True  # another recording of the call: not ours to track
+        # A failure we settled without ever hearing of a recording is a belief, not a fact: Twilio's word wins.
+        believed_failed = recording.status == Status.FAILED and not recording.sid
         fields = []
         if not recording.sid:
             recording.sid = sid
             fields.append("sid")
-        moved = RANK[new] > RANK[Status(recording.status)]
+        moved = RANK[new] > RANK[Status(recording.status)] or (believed_failed and new != Status.FAILED)
         if moved:
             recording.status = new
             fields.append("status")

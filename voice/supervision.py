@@ -182,8 +182,7 @@ def _take_out(supervision: Supervision) -> None:
         gateway.conference_sid_for(room=call.bridged_to.conference_room) if call.bridged_to else None)
     if conference_sid:
         gateway.remove_participant(conference_sid=conference_sid, call_sid=supervision.leg_sid)
-        return
-    with contextlib.suppress(gateway.NotFound):  # a leg Twilio has forgotten is out of every room
+    else:
         gateway.hangup_call(sid=supervision.leg_sid)
 
 
@@ -240,22 +239,24 @@ def supervisions_end_with_talk(*, call: Call) -> None:
 
 
 def supervisions_take_out(*, effect: CallEffect) -> tuple[str, str]:
-    """The outbox's sender for TAKE_OUT_SUPERVISORS: end the talk's supervisions, then take their legs out of the
-    room. Ended first, under their locks, so a leg still dialing in is refused (supervisor_dialed) instead of
-    slipping in after the take-out; then every leg of the talk is taken out, again on a retry (taking out one
-    that already left is fine). Raises the GatewayError of a leg Twilio could not take out, after trying the
-    others (the outbox tries again)."""
+    """The outbox's sender for TAKE_OUT_SUPERVISORS: end the talk's supervisions, then hang up their legs. Ended
+    first, under their locks, so a leg still dialing in is refused (supervisor_dialed); then every leg of the talk
+    is hung up, again on a retry (one that already ended is fine). Raises the GatewayError of a leg Twilio could
+    not hang up, after trying the others (the outbox tries again)."""
     call_id = effect.call_id
     with transaction.atomic():
         live = Supervision.objects.select_for_update(of=("self",)).select_related("manager").filter(
-            call_id=call_id, ended_at__isnull=True)
+            call_id=call_id, ended_at__isnull=True).order_by("pk")
         for supervision in live:
             supervision.ended_at = timezone.now()
             _bump(supervision, "ended_at")
     legs, failure = 0, None
-    for supervision in Supervision.objects.filter(call_id=call_id).exclude(leg_sid=""):
+    for leg_sid in Supervision.objects.filter(call_id=call_id).exclude(leg_sid="").values_list("leg_sid", flat=True):
         try:
-            _take_out(supervision)
+            # Hung up, not taken out of the room: a leg that dialed in a moment ago may not have joined yet (a
+            # removal would miss it, and it would join after). Nothing else follows a supervisor leg's <Dial>.
+            with contextlib.suppress(gateway.NotFound):
+                gateway.hangup_call(sid=leg_sid)
             legs += 1
         except gateway.GatewayError as exc:
             failure = exc

@@ -185,15 +185,24 @@ def test_every_kind_sent_elsewhere_has_its_sender_in_every_process():
     assert set(outbox.SENT_ELSEWHERE) <= set(outbox._senders)
 
 
+def broken(call):
+    raise RuntimeError("a bug")
+
+
 def test_an_effect_that_breaks_unexpectedly_is_tried_again_later_and_given_up_on(floor, fake_twilio, webhook,
                                                                                  crash_after_commit, monkeypatch,
                                                                                  settings):
-    """Not only Twilio's errors: a bug or a lost database connection in a sender must not make the sweep send the
-    effect again on every tick, unseen (it stays pending and counts nothing), nor lose it."""
+    """Not only Twilio's errors: a bug in a sender must not make the sweep send the effect again on every tick,
+    unseen (it stays pending and counts nothing), nor lose it."""
     settings.OUTBOX_MAX_ATTEMPTS = 2
-    call, effect = routed_human(floor, webhook)
-    monkeypatch.setitem(outbox.ACTIONS, states.Effect.REDIRECT_CONFERENCE,
-                        lambda call: (_ for _ in ()).throw(RuntimeError("a bug")))
+    campaign, session = floor
+    call = place(session)
+    outbox.effects_sweep(now=later())  # placed
+    call.refresh_from_db()
+    answer(webhook, call)
+    amd(webhook, call, "machine_start")  # hung up (no voicemail drop on this campaign)
+    effect = CallEffect.objects.get(call=call, kind=states.Effect.HANGUP)
+    monkeypatch.setitem(outbox.ACTIONS, states.Effect.HANGUP, broken)
     assert outbox.effect_run(effect_id=effect.pk) == Status.PENDING
     effect.refresh_from_db()
     assert (effect.status, effect.attempts) == (Status.PENDING, 1) and "a bug" in effect.result
@@ -204,10 +213,23 @@ def test_an_effect_that_breaks_unexpectedly_is_tried_again_later_and_given_up_on
     assert effect.attempts == 2 and "gave up after 2 attempts" in effect.result
 
 
+def test_a_humans_redirect_that_breaks_unexpectedly_gives_them_the_safe_harbor_message_at_once(
+        floor, fake_twilio, webhook, crash_after_commit, monkeypatch):
+    """Rule 3: a person on hold music is not kept there while a broken redirect is retried."""
+    call, effect = routed_human(floor, webhook)
+    monkeypatch.setitem(outbox.ACTIONS, states.Effect.REDIRECT_CONFERENCE, broken)
+    assert outbox.effect_run(effect_id=effect.pk) == Status.FAILED
+    call.refresh_from_db()
+    assert (call.state, call.outcome) == (states.State.RELEASING, "abandoned") and "a bug" in call.error
+    assert CallEffect.objects.filter(call=call, kind=states.Effect.REDIRECT_SAFE_HARBOR).exists()
+
+
 def test_a_kind_this_process_cannot_send_is_left_for_one_that_can(floor, fake_twilio, webhook, crash_after_commit):
-    """A newer release's effect reaching an older process during a deploy: kept, not settled."""
+    """A newer release's effect reaching an older process during a deploy: kept, not settled, not counted."""
     call, effect = routed_human(floor, webhook)
     CallEffect.objects.filter(pk=effect.pk).update(kind="from_the_future")
-    assert outbox.effect_run(effect_id=effect.pk) == Status.PENDING
+    for _ in range(3):
+        assert outbox.effect_run(effect_id=effect.pk) in (Status.PENDING, None)
+        CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())
     effect.refresh_from_db()
-    assert effect.status == Status.PENDING and "nothing in this process sends" in effect.result
+    assert (effect.status, effect.attempts) == (Status.PENDING, 0) and "nothing in this process sends" in effect.result

@@ -241,9 +241,11 @@ def test_a_recording_is_started_off_the_webhook_thread_once_the_join_committed(t
 
 
 def due(effect: CallEffect, *, status: str | None = None) -> None:
-    """The effect's backoff has passed (and, given a status, it was left in it)."""
-    fields = {"status": status} if status else {}
-    CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now() - dt.timedelta(seconds=1), **fields)
+    """The effect's backoff has passed, and its previous attempt began long enough ago that its request can no
+    longer reach Twilio (given a status: it was left in it, as a sender that died leaves it)."""
+    ago = timezone.now() - dt.timedelta(minutes=1)
+    fields = {"status": status, "attempts": 1} if status else {}
+    CallEffect.objects.filter(pk=effect.pk).update(not_before=ago, started_at=ago, **fields)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -267,6 +269,11 @@ def test_a_recording_start_lost_in_a_crash_is_sent_by_the_sweep_and_a_half_sent_
     twilio["start"].append(half.sid)  # what the dead sender's request did at Twilio
     CallEffect.objects.filter(pk=effect.pk).update(status="sending", started_at=timezone.now(), attempts=1)
     outbox.effects_sweep(now=later)
+    # Taken over at once, but that request could still be on its way: nothing is looked up or sent until it can't.
+    effect.refresh_from_db()
+    assert (effect.status, effect.attempts) == ("pending", 1) and twilio["lookups"] == []
+    due(effect)
+    outbox.effects_sweep(now=later)
     effect.refresh_from_db()
     assert effect.status == "done" and "found at Twilio" in effect.result
     assert twilio["start"] == [lost.sid, half.sid] and twilio["lookups"] == [half.sid]
@@ -277,7 +284,7 @@ def test_a_recording_start_lost_in_a_crash_is_sent_by_the_sweep_and_a_half_sent_
     unheard = talk(phone="+14155550126")
     room_event(webhook, unheard, "participant-join")
     effect = CallEffect.objects.get(call=unheard, kind=outbox.START_RECORDING)
-    CallEffect.objects.filter(pk=effect.pk).update(status="sending", started_at=timezone.now(), attempts=1)
+    due(effect, status="sending")
     outbox.effects_sweep(now=later)
     assert twilio["start"].count(unheard.sid) == 1 and Recording.objects.get(call=unheard).status == "in-progress"
 
@@ -290,6 +297,10 @@ def test_a_start_whose_answer_was_lost_is_looked_up_not_sent_twice(twilio, webho
     effect = CallEffect.objects.get(call=call, kind=outbox.START_RECORDING)
     assert effect.status == "pending" and effect.attempts == 1 and "timed out" in effect.result
     assert Recording.objects.get(call=call).status == "starting"  # not failed: it may well be recording
+    CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())
+    outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))  # too soon to look: put back, not counted
+    effect.refresh_from_db()
+    assert (effect.status, effect.attempts) == ("pending", 1) and twilio["lookups"] == []
     due(effect)
     outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))
     effect.refresh_from_db()
@@ -315,6 +326,26 @@ def test_a_start_that_never_gets_an_answer_fails_in_the_end(twilio, webhook, set
     recording = Recording.objects.get(call=call)
     assert effect.status == "failed" and effect.attempts == 2
     assert recording.status == "failed" and "timed out" in recording.error
+    # Twilio did record after all (the last start's answer was lost too): its word wins over our belief.
+    sid = "RE" + "9" * 32
+    webhook("recording-status", recording_params(sid, "in-progress"), query={"call": call.pk})
+    recording.refresh_from_db()
+    assert (recording.sid, recording.status) == (sid, "in-progress")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_retried_start_adopts_what_twilios_callback_already_said(twilio, webhook):
+    twilio["lose_answer"] = 1
+    call = talk()
+    room_event(webhook, call, "participant-join")
+    sid = "RE" + "7" * 32
+    webhook("recording-status", recording_params(sid, "in-progress"), query={"call": call.pk})
+    effect = CallEffect.objects.get(call=call, kind=outbox.START_RECORDING)
+    due(effect)
+    outbox.effects_sweep(now=timezone.now() + dt.timedelta(seconds=1))
+    effect.refresh_from_db()
+    assert effect.status == "done" and twilio["lookups"] == [] and twilio["start"] == [call.sid]
+    assert Recording.objects.get(call=call).sid == sid
 
 
 def test_a_talk_over_before_its_recording_left_is_not_recorded(twilio, webhook, monkeypatch):
@@ -341,14 +372,14 @@ def test_supervisors_leave_with_the_customer_after_the_leave_committed_and_again
     ticket = signing.dumps({"s": dialing.pk, "m": latecomer.pk}, salt=supervision.SIGNING_SALT)
     removed, failures = [], [gateway.GatewayError("Twilio 503", status=503, retryable=True)]
 
-    def remove(*, conference_sid, call_sid):
+    def hang_up(*, sid, ringing_only=False):
         # Never inside the webhook's transaction: it holds the call's lock, and Twilio can take seconds.
         assert not connection.in_atomic_block
         if failures:
             raise failures.pop()
-        removed.append(call_sid)
+        removed.append(sid)
 
-    monkeypatch.setattr(gateway, "remove_participant", remove)
+    monkeypatch.setattr(gateway, "hangup_call", hang_up)
     assert room_event(webhook, call, "participant-leave").status_code == 204
     effect = CallEffect.objects.get(call=call, kind=outbox.TAKE_OUT_SUPERVISORS)
     assert effect.status == "pending" and "503" in effect.result  # Twilio failed: tried again after a backoff
