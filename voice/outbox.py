@@ -152,6 +152,9 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
         wanted = (Status.PENDING, Status.SENDING) if reclaim else (Status.PENDING,)
         if effect.status not in wanted or effect.not_before > effect.started_at:
             return None
+        if (effect.status == Status.SENDING and connection.vendor != "postgresql"
+                and effect.previous_started_at > effect.started_at - dt.timedelta(seconds=LEASE_S)):
+            return None  # claimed again since the sweep listed it: its sender is alive
         effect.attempts += 1
         if effect.kind in ONCE_ONLY or connection.vendor != "postgresql":
             # Also without advisory locks (SQLite): the status is then what keeps the sweep from sending it too,
