@@ -26,6 +26,7 @@ Exactly-once where it matters:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -173,7 +174,7 @@ def effect_run(*, effect_id: int, reclaim: bool = False) -> str | None:
             return _put_back(effect, str(wait), seconds=wait.seconds)
         except Exception as exc:
             log.exception("outbox effect %s (%s for call %s) failed", effect_id, effect.kind, effect.call_id)
-            if isinstance(exc, DatabaseError):
+            if isinstance(exc, DatabaseError) and not (connection.connection and connection.is_usable()):
                 raise  # nothing can be written on this connection; the sweep finds the row as it was
             if effect.kind == CREATE:
                 # Twilio may have placed it before whatever failed here: never again; the reconciler looks.
@@ -212,9 +213,11 @@ def _finish(effect: CallEffect, status: str, result: str = "") -> str:
 
 
 def _put_back(effect: CallEffect, reason: str, *, seconds: float) -> str:
+    """As if this run had not happened (nothing was sent): the attempt is not counted, and the previous attempt's
+    start stays the one a sender waits on."""
     CallEffect.objects.filter(pk=effect.pk).update(
-        status=Status.PENDING, attempts=effect.attempts - 1, not_before=timezone.now() + dt.timedelta(seconds=seconds),
-        result=reason[:200])
+        status=Status.PENDING, attempts=effect.attempts - 1, started_at=effect.previous_started_at,
+        not_before=timezone.now() + dt.timedelta(seconds=seconds), result=reason[:200])
     submit(effect.pk, delay_s=seconds)
     return Status.PENDING
 
@@ -252,6 +255,8 @@ def _release(effect_id: int) -> None:
         # A connection that may still hold the lock must never go back to the pool (the row would look
         # "being sent" for ever): closed, its session and the lock end with it.
         log.warning("outbox effect %s: could not release its lock; closing the connection", effect_id)
+        with contextlib.suppress(Exception):
+            connection.connection.close()  # the socket itself: the pool must not keep a session holding the lock
         connection.close()
 
 
@@ -367,9 +372,10 @@ def _rest(effect: CallEffect) -> str:
 
 def _abandon(effect: CallEffect, error: Exception) -> str:
     """A human is on hold for this redirect: better the safe-harbor message now than hold music while we retry
-    (rule 3)."""
+    (rule 3). Only while they are still on hold: a redirect whose answer was lost may have arrived, and its join
+    made the call a talk meanwhile."""
     services.call_record_error(call_id=effect.call_id, message=f"{effect.kind}: {error}")
-    services.call_apply(call_id=effect.call_id, fact=states.Hangup(outcome=Outcome.ABANDONED))
+    services.call_apply(call_id=effect.call_id, fact=states.RedirectFailed(already_ended=False, into_room=True))
     return _finish(effect, Status.FAILED, str(error))
 
 

@@ -168,9 +168,11 @@ class LeftConference:
 
 @dataclass(frozen=True)
 class RedirectFailed:
-    """A REST redirect failed. already_ended: Twilio said 21220, the callee is gone."""
+    """A REST redirect failed. already_ended: Twilio said 21220, the callee is gone. into_room: it was the redirect
+    of a person on hold into the agent's room (rule 3: they hear the safe-harbor message, if still on hold)."""
 
     already_ended: bool
+    into_room: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,6 +286,10 @@ def transition(call: CallView, fact: Fact) -> Transition:
             return _ignore(call, "left the conference; the final status closes the call")
         case RedirectFailed(already_ended=True):
             return _on_gone(call)
+        case RedirectFailed(into_room=True):
+            if call.state is State.BRIDGING:
+                return _abandon_bridging(call)
+            return _ignore(call, "the redirect into the room failed, but the call moved on (it may have arrived)")
         case RedirectFailed():
             return _ignore(call, "redirect failed; the reconciler will ask Twilio")
         case Release():
@@ -439,6 +445,11 @@ def _abandon(call: CallView) -> Transition:
     return _to(call, State.RELEASING, Outcome.ABANDONED, *_abandon_effects(call))
 
 
+def _abandon_bridging(call: CallView) -> Transition:
+    """The leg never reached the agent (the redirect failed): safe-harbor message, agent freed."""
+    return _to(call, State.RELEASING, Outcome.ABANDONED, *_abandon_effects(call), Effect.AGENT_FREE)
+
+
 def _on_gone(call: CallView) -> Transition:
     """Twilio says the leg is not in progress any more: the callee hung up before our redirect."""
     if call.state is State.BRIDGING:
@@ -461,9 +472,7 @@ def _on_hangup(call: CallView, outcome: Outcome | None) -> Transition:
         return _to(call, State.RELEASING, outcome or Outcome.TALKED, Effect.HANGUP)
     if state is State.BRIDGING:
         if outcome is Outcome.ABANDONED:
-            # The leg never reached the agent (the redirect failed): safe-harbor message, agent freed.
-            return _to(call, State.RELEASING, Outcome.ABANDONED,
-                       *_abandon_effects(call), Effect.AGENT_FREE)
+            return _abandon_bridging(call)
         return _to(call, State.RELEASING, outcome or Outcome.TALKED, Effect.HANGUP)
     if state is State.RELEASING:
         return _ignore(call, "already ending")

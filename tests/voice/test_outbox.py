@@ -16,7 +16,7 @@ from django.utils import timezone
 from campaigns.models import AgentSession, Contact
 from tests.live import at_once, threads_calling, wait_until
 from tests.voice.test_webhooks import amd, answer, place, status
-from voice import gateway, outbox, reconcile, states
+from voice import gateway, outbox, reconcile, services, states
 from voice.models import Call, CallEffect
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -233,3 +233,21 @@ def test_a_kind_this_process_cannot_send_is_left_for_one_that_can(floor, fake_tw
         CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())
     effect.refresh_from_db()
     assert (effect.status, effect.attempts) == (Status.PENDING, 0) and "nothing in this process sends" in effect.result
+
+
+def test_a_redirect_whose_answer_was_lost_after_it_arrived_leaves_the_talk_alone(floor, fake_twilio, webhook,
+                                                                                crash_after_commit, monkeypatch):
+    """Twilio carried the redirect out, the person joined the agent's room, and only then did our request give up:
+    they are talking, not abandoned."""
+    call, effect = routed_human(floor, webhook)
+
+    def arrived_but_no_answer(call):
+        services.call_on_conference_event(call=call, joined=True)
+        raise gateway.Ambiguous("Twilio unreachable: read timed out", retryable=True)
+
+    monkeypatch.setitem(outbox.ACTIONS, states.Effect.REDIRECT_CONFERENCE, arrived_but_no_answer)
+    assert outbox.effect_run(effect_id=effect.pk) == Status.FAILED
+    call.refresh_from_db()
+    assert (call.state, call.outcome) == (states.State.CONNECTED, "")
+    assert not CallEffect.objects.filter(call=call, kind__in=[states.Effect.HANGUP,
+                                                              states.Effect.REDIRECT_SAFE_HARBOR]).exists()

@@ -6,6 +6,7 @@ drive the real wire format through the sandbox."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 from django.core import signing
@@ -28,9 +29,12 @@ pytestmark = pytest.mark.django_db
 def twilio(monkeypatch):
     """The REST calls recordings make, counted (and scriptable) instead of sent. `lose_answer`: the next this many
     starts are carried out at Twilio but their answer never arrives (a timeout)."""
-    calls = {"start": [], "delete": [], "fail_delete": set(), "lookups": [], "lose_answer": 0}
+    calls = {"start": [], "delete": [], "fail_delete": set(), "lookups": [], "lose_answer": 0, "refuse": 0}
 
     def start(*, call_sid, status_callback, dual=True):
+        if calls["refuse"]:  # a 503 before Twilio did anything
+            calls["refuse"] -= 1
+            raise gateway.GatewayError("Twilio 503", status=503, retryable=True)
         calls["start"].append(call_sid)
         if calls["lose_answer"]:
             calls["lose_answer"] -= 1
@@ -397,3 +401,26 @@ def test_supervisors_leave_with_the_customer_after_the_leave_committed_and_again
     assert room_event(webhook, call, "participant-leave").status_code == 204
     assert CallEffect.objects.filter(call=call, kind=outbox.TAKE_OUT_SUPERVISORS).count() == 1
     assert removed == [row.leg_sid]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_start_refused_at_first_is_sent_once_its_wait_is_over_however_often_it_was_put_back(
+        twilio, webhook, settings, monkeypatch):
+    """Each early run puts it back uncounted; the wait still runs from the attempt that was sent, so it ends."""
+    settings.TWILIO_HTTP_TIMEOUT_S = 0.3
+    monkeypatch.setattr(recordings, "LOOKUP_MARGIN_S", 0.0)
+    twilio["refuse"] = 1
+    call = talk()
+    room_event(webhook, call, "participant-join")
+    effect = CallEffect.objects.get(call=call, kind=outbox.START_RECORDING)
+    assert (effect.status, effect.attempts) == ("pending", 1)
+    for _ in range(2):  # early (0.2 s after the refused start), then on time (0.4 s): the wait is 0.3 s from it
+        time.sleep(0.2)
+        CallEffect.objects.filter(pk=effect.pk).update(not_before=timezone.now())
+        ran = outbox.effect_run(effect_id=effect.pk)
+        if ran == "done":  # (at once if this machine was slow enough to make the first run late)
+            break
+    assert ran == "done"
+    effect.refresh_from_db()
+    assert effect.attempts == 2 and twilio["lookups"] == [call.sid] and twilio["start"] == [call.sid]
+    assert Recording.objects.get(call=call).status == "in-progress"

@@ -44,6 +44,7 @@ FACTS = [
     LeftConference(),
     RedirectFailed(already_ended=True),
     RedirectFailed(already_ended=False),
+    RedirectFailed(already_ended=False, into_room=True),
     Release(),
     Hangup(),
     Hangup(outcome=Outcome.MACHINE),
@@ -212,6 +213,16 @@ def test_redirect_fails_because_the_callee_already_hung_up():
     assert result.state is State.ENDED
     assert result.outcome is Outcome.HUNG_UP_ON_HOLD
     assert Effect.AGENT_FREE in result.effects
+
+
+def test_a_failed_redirect_into_the_room_gives_the_person_on_hold_the_safe_harbor_message_only():
+    waiting = view(State.BRIDGING, answered_by="human", has_agent=True, twiml_fetched=True)
+    result = transition(waiting, RedirectFailed(already_ended=False, into_room=True))
+    assert (result.state, result.outcome) == (State.RELEASING, Outcome.ABANDONED)
+    assert {Effect.REDIRECT_SAFE_HARBOR, Effect.AGENT_FREE} <= set(result.effects)
+    # The redirect's answer was lost but it arrived: the person is talking to the agent. Nothing changes.
+    talking = view(State.CONNECTED, answered_by="human", has_agent=True, twiml_fetched=True)
+    assert not transition(talking, RedirectFailed(already_ended=False, into_room=True)).changed
 
 
 def test_customer_leaving_the_room_ends_the_talk_even_without_a_final_status():
