@@ -59,12 +59,16 @@ Sender = Callable[..., tuple[str, str]]
 _senders: dict[str, Sender] = {}
 
 
+
+
 class NotYet(Exception):
     """The effect cannot be sent yet: put it back, without counting an attempt, for `seconds`."""
 
     def __init__(self, reason: str, *, seconds: float) -> None:
         super().__init__(reason)
         self.seconds = seconds
+
+
 BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 # SQLite has no advisory locks: a SENDING row older than this is taken for a dead executor's.
 LEASE_S = 60.0
@@ -215,21 +219,23 @@ def _finish(effect: CallEffect, status: str, result: str = "") -> str:
 def _put_back(effect: CallEffect, reason: str, *, seconds: float) -> str:
     """As if this run had not happened (nothing was sent): the attempt is not counted, and the previous attempt's
     start stays the one a sender waits on."""
-    CallEffect.objects.filter(pk=effect.pk).update(
-        status=Status.PENDING, attempts=effect.attempts - 1, started_at=effect.previous_started_at,
-        not_before=timezone.now() + dt.timedelta(seconds=seconds), result=reason[:200])
-    submit(effect.pk, delay_s=seconds)
-    return Status.PENDING
+    return _pending_again(effect, reason, seconds=seconds, attempts=effect.attempts - 1,
+                          started_at=effect.previous_started_at)
 
 
 def _retry_later(effect: CallEffect, error: Exception) -> str:
     if effect.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
         return _finish(effect, Status.FAILED, f"gave up after {effect.attempts} attempts: {error}")
     delay_s = BACKOFF_S[min(effect.attempts, len(BACKOFF_S)) - 1]
+    return _pending_again(effect, str(error), seconds=delay_s, attempts=effect.attempts, started_at=effect.started_at)
+
+
+def _pending_again(effect: CallEffect, result: str, *, seconds: float, attempts: int,
+                   started_at: dt.datetime | None) -> str:
     CallEffect.objects.filter(pk=effect.pk).update(
-        status=Status.PENDING, started_at=effect.started_at, attempts=effect.attempts,
-        not_before=timezone.now() + dt.timedelta(seconds=delay_s), result=str(error)[:200])
-    submit(effect.pk, delay_s=delay_s)
+        status=Status.PENDING, attempts=attempts, started_at=started_at,
+        not_before=timezone.now() + dt.timedelta(seconds=seconds), result=result[:200])
+    submit(effect.pk, delay_s=seconds)
     return Status.PENDING
 
 

@@ -118,7 +118,6 @@ def recording_send_start(*, effect: CallEffect) -> tuple[str, str]:
     if call.state != State.CONNECTED:
         _settle(recording.pk, Status.ABSENT, "the talk ended before recording started")
         return CallEffect.Status.SKIPPED, f"call is {call.state} now"
-    found = []
     if effect.attempts > 1:
         if recording.sid or recording.status != Status.STARTING:
             return CallEffect.Status.DONE, f"recording {recording.sid or '-'} is {recording.status} already"
